@@ -1,0 +1,82 @@
+//! The domain: plain types and validated inputs that cannot hold invalid values.
+
+mod ids;
+mod message;
+mod page;
+mod room;
+mod user;
+
+pub use ids::{MessageId, Rev, RoomId, Seq, SessionId, UserId};
+pub use message::{
+    Appended, Attachment, ClientId, HistoryAnchor, HistoryPage, Message, MessageBody, MessageKind,
+    NewMessage, Reaction, ThreadSummary,
+};
+pub use page::{from_micros, micros, Cursor, PageSize};
+pub use room::{
+    Member, Membership, MembershipView, NewRoom, Role, Room, RoomKind, RoomListItem, RoomName,
+    RoomPosition, Topic, Visibility,
+};
+pub use user::{Credentials, DisplayName, Email, Password, User, UserPatch, Username};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_contract() {
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse("abc").is_ok());
+        assert!(Username::parse(&"a".repeat(32)).is_ok());
+        assert!(Username::parse(&"a".repeat(33)).is_err());
+        assert!(Username::parse("al ice").is_err());
+        assert!(Username::parse("al_ice.B-9").is_ok());
+        assert!(Username::parse("ålice").is_err());
+        assert_eq!(Username::parse("Alice").unwrap().key(), "alice");
+    }
+
+    #[test]
+    fn passwords_are_8_to_1024_chars_and_never_printed() {
+        assert!(Password::parse("1234567").is_err());
+        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse(&"x".repeat(1025)).is_err());
+        assert_eq!(
+            format!("{:?}", Password::parse("secret-pw").unwrap()),
+            "Password(***)"
+        );
+    }
+
+    #[test]
+    fn emails_need_a_local_part_and_a_dotted_domain() {
+        assert!(Email::parse("a@b.co").is_ok());
+        assert!(Email::parse("a@b").is_err());
+        assert!(Email::parse("@b.co").is_err());
+        assert!(Email::parse("a b@c.co").is_err());
+        assert!(Email::parse("a@@b.co").is_err());
+        assert_eq!(Email::parse("A@B.Co").unwrap().key(), "a@b.co");
+    }
+
+    #[test]
+    fn message_bodies_are_trimmed_and_bounded() {
+        assert_eq!(MessageBody::parse("  hi \n", 10).unwrap().as_str(), "hi");
+        assert!(MessageBody::parse("   ", 10).is_err());
+        assert!(MessageBody::parse("12345678901", 10).is_err());
+        assert!(MessageBody::parse("line\nbreak\tok", 100).is_ok());
+        assert!(MessageBody::parse("bell\u{7}", 100).is_err());
+    }
+
+    #[test]
+    fn room_names_and_topics_are_bounded() {
+        assert!(RoomName::parse(" ").is_err());
+        assert!(RoomName::parse(&"n".repeat(101)).is_err());
+        assert_eq!(RoomName::parse(" general ").unwrap().as_str(), "general");
+        assert!(Topic::parse(&"t".repeat(501)).is_err());
+        assert!(Topic::parse("").is_ok());
+    }
+
+    #[test]
+    fn roles_are_ranked() {
+        assert!(Role::Owner > Role::Admin && Role::Admin > Role::Member);
+        assert_eq!(Role::parse("admin"), Some(Role::Admin));
+        assert_eq!(Role::parse("root"), None);
+    }
+}

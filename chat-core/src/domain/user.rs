@@ -1,0 +1,222 @@
+//! Users and the validated inputs that describe them.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::ids::UserId;
+
+/// A login name: 3-32 characters of `[A-Za-z0-9_.-]`, unique case-insensitively.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Username(String);
+
+impl Username {
+    /// Validates a username.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let len = raw.chars().count();
+        if !(3..=32).contains(&len) {
+            return Err("must be 3-32 characters");
+        }
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err("may contain only letters, digits, '_', '.' and '-'");
+        }
+        Ok(Username(raw.to_owned()))
+    }
+
+    /// The name as the user chose it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key that makes usernames unique case-insensitively.
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+impl TryFrom<String> for Username {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Username::parse(&s)
+    }
+}
+
+impl From<Username> for String {
+    fn from(u: Username) -> String {
+        u.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A display name: trimmed, 1-64 characters, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Validates a display name (surrounding white space is dropped).
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let trimmed = raw.trim();
+        let len = trimmed.chars().count();
+        if !(1..=64).contains(&len) {
+            return Err("must be 1-64 characters");
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("must not contain control characters");
+        }
+        Ok(DisplayName(trimmed.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DisplayName {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        DisplayName::parse(&s)
+    }
+}
+
+impl From<DisplayName> for String {
+    fn from(d: DisplayName) -> String {
+        d.0
+    }
+}
+
+impl From<&Username> for DisplayName {
+    fn from(u: &Username) -> Self {
+        DisplayName(u.0.clone())
+    }
+}
+
+/// An email address: one `@` between a non-empty local part and a dotted domain, at most 254
+/// characters, no white space. Unique case-insensitively.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    /// Validates an email address (surrounding white space is dropped).
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let s = raw.trim();
+        let invalid = "must be an email address";
+        if s.is_empty() || s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid);
+        }
+        let (local, domain) = s.split_once('@').ok_or(invalid)?;
+        if local.is_empty()
+            || domain.contains('@')
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+        {
+            return Err(invalid);
+        }
+        Ok(Email(s.to_owned()))
+    }
+
+    /// The address as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key that makes emails unique case-insensitively.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Email::parse(&s)
+    }
+}
+
+impl From<Email> for String {
+    fn from(e: Email) -> String {
+        e.0
+    }
+}
+
+/// A plaintext password on its way to the hasher: 8-1024 characters. Never printed.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    /// Validates a new password's length.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        if !(8..=1024).contains(&raw.chars().count()) {
+            return Err("must be 8-1024 characters");
+        }
+        Ok(Password(raw.to_owned()))
+    }
+
+    /// The secret itself, for the hasher.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A user account. `email` is only ever shown to the user themself (see [`User::public`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// Its unique login name.
+    pub username: Username,
+    /// The name shown to others.
+    pub display_name: DisplayName,
+    /// Its email, when known and when the viewer is the user themself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Email>,
+    /// When it registered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl User {
+    /// The user as others see it: without email.
+    pub fn public(mut self) -> User {
+        self.email = None;
+        self
+    }
+}
+
+/// A user with the password hash that signs them in, as the store returns it for login.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// The user.
+    pub user: User,
+    /// The argon2 PHC string.
+    pub password_hash: String,
+}
+
+/// A change to a user's profile; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct UserPatch {
+    /// A new display name.
+    pub display_name: Option<DisplayName>,
+    /// A new email, or `Some(None)` to remove it.
+    pub email: Option<Option<Email>>,
+}

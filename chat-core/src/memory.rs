@@ -1,0 +1,642 @@
+//! `MemoryStore`: a complete [`Store`] in process memory. For examples, embedders' own tests and
+//! single-process tools; it passes the same conformance suite as the SQL stores.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::domain::{
+    micros, Appended, Credentials, Cursor, HistoryAnchor, HistoryPage, Member, Membership,
+    MembershipView, Message, MessageId, NewMessage, NewRoom, PageSize, Rev, Role, Room, RoomId,
+    RoomKind, RoomListItem, RoomPosition, Seq, ThreadSummary, User, UserId, UserPatch,
+};
+use crate::error::StoreError;
+use crate::ports::{
+    constraint, AuthSession, MessageStore, RoomStore, SessionStore, Store, UserStore,
+};
+
+/// A [`Store`] held in memory; every method is one critical section, so each is atomic.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<UserId, StoredUser>,
+    sessions: HashMap<crate::domain::SessionId, AuthSession>,
+    rooms: HashMap<RoomId, StoredRoom>,
+    direct_pairs: HashMap<(UserId, UserId), RoomId>,
+}
+
+#[derive(Debug)]
+struct StoredUser {
+    user: User,
+    password_hash: String,
+}
+
+#[derive(Debug)]
+struct StoredRoom {
+    room: NewRoom,
+    last_seq: Seq,
+    rev: Rev,
+    last_message_at: Option<OffsetDateTime>,
+    members: HashMap<UserId, Membership>,
+    /// Messages by seq.
+    messages: BTreeMap<Seq, Message>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change (each method
+        // validates before it mutates), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn direct_pair(a: UserId, b: UserId) -> (UserId, UserId) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+impl State {
+    fn username_taken(&self, key: &str, except: Option<UserId>) -> bool {
+        self.users
+            .values()
+            .any(|u| u.user.username.key() == key && Some(u.user.id) != except)
+    }
+
+    fn email_taken(&self, key: &str, except: Option<UserId>) -> bool {
+        self.users.values().any(|u| {
+            u.user.email.as_ref().map(|e| e.key()).as_deref() == Some(key)
+                && Some(u.user.id) != except
+        })
+    }
+
+    fn room_view(&self, stored: &StoredRoom) -> Room {
+        Room {
+            id: stored.room.id,
+            kind: stored.room.kind,
+            name: stored.room.name.clone(),
+            topic: stored.room.topic.clone(),
+            visibility: stored.room.visibility,
+            created_by: stored.room.created_by,
+            created_at: stored.room.created_at,
+            member_count: stored.members.len() as i64,
+            last_seq: stored.last_seq,
+            rev: stored.rev,
+            last_message_at: stored.last_message_at,
+            last_message: stored
+                .messages
+                .get(&stored.last_seq)
+                .map(|m| Box::new(message_view(stored, m))),
+        }
+    }
+
+    fn member_view(&self, m: &Membership) -> Option<Member> {
+        let user = self.users.get(&m.user_id)?.user.clone().public();
+        Some(Member {
+            room_id: m.room_id,
+            user,
+            role: m.role,
+            joined_at: m.joined_at,
+        })
+    }
+}
+
+/// The message as read back: tombstones hide their content; roots carry their thread summary.
+fn message_view(room: &StoredRoom, m: &Message) -> Message {
+    let mut out = m.clone();
+    let replies: Vec<&Message> = room
+        .messages
+        .values()
+        .filter(|r| r.thread_id == Some(m.id))
+        .collect();
+    out.thread = (!replies.is_empty()).then(|| ThreadSummary {
+        reply_count: replies.len() as i64,
+        last_reply_at: replies.iter().map(|r| r.created_at).max(),
+    });
+    if out.deleted {
+        out.body = None;
+        out.attachment = None;
+        out.reactions.clear();
+    }
+    out
+}
+
+fn activity(room: &StoredRoom) -> OffsetDateTime {
+    room.last_message_at.unwrap_or(room.room.created_at)
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.username_taken(&user.username.key(), None) {
+            return Err(StoreError::Conflict {
+                constraint: constraint::USERNAME,
+            });
+        }
+        if let Some(email) = &user.email {
+            if s.email_taken(&email.key(), None) {
+                return Err(StoreError::Conflict {
+                    constraint: constraint::EMAIL,
+                });
+            }
+        }
+        s.users.insert(
+            user.id,
+            StoredUser {
+                user: user.clone(),
+                password_hash: password_hash.to_owned(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.lock().users.get(&id).map(|u| u.user.clone()))
+    }
+
+    async fn credentials(&self, login: &str) -> Result<Option<Credentials>, StoreError> {
+        let key = login.to_lowercase();
+        let s = self.lock();
+        Ok(s.users
+            .values()
+            .find(|u| {
+                u.user.username.key() == key
+                    || u.user.email.as_ref().map(|e| e.key()).as_deref() == Some(key.as_str())
+            })
+            .map(|u| Credentials {
+                user: u.user.clone(),
+                password_hash: u.password_hash.clone(),
+            }))
+    }
+
+    async fn update_user(&self, id: UserId, patch: &UserPatch) -> Result<User, StoreError> {
+        let mut s = self.lock();
+        if !s.users.contains_key(&id) {
+            return Err(StoreError::NotFound);
+        }
+        if let Some(Some(email)) = &patch.email {
+            if s.email_taken(&email.key(), Some(id)) {
+                return Err(StoreError::Conflict {
+                    constraint: constraint::EMAIL,
+                });
+            }
+        }
+        let stored = s.users.get_mut(&id).ok_or(StoreError::NotFound)?;
+        if let Some(name) = &patch.display_name {
+            stored.user.display_name = name.clone();
+        }
+        if let Some(email) = &patch.email {
+            stored.user.email = email.clone();
+        }
+        Ok(stored.user.clone())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, session: &AuthSession) -> Result<(), StoreError> {
+        self.lock().sessions.insert(session.id, session.clone());
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<Option<AuthSession>, StoreError> {
+        let mut s = self.lock();
+        let Some(session) = s
+            .sessions
+            .values_mut()
+            .find(|x| x.refresh_hash == old_hash && x.expires_at > now)
+        else {
+            return Ok(None);
+        };
+        session.refresh_hash = new_hash.to_owned();
+        session.expires_at = expires_at;
+        Ok(Some(session.clone()))
+    }
+}
+
+fn new_membership(room: RoomId, user: UserId, role: Role, at: OffsetDateTime) -> Membership {
+    Membership {
+        room_id: room,
+        user_id: user,
+        role,
+        joined_at: at,
+        read_seq: Seq::ZERO,
+        delivered_seq: Seq::ZERO,
+        pinned: false,
+        muted: false,
+        archived: false,
+    }
+}
+
+#[async_trait]
+impl RoomStore for MemoryStore {
+    async fn create_room(
+        &self,
+        room: &NewRoom,
+        members: &[(UserId, Role)],
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if members.iter().any(|(u, _)| !s.users.contains_key(u)) {
+            return Err(StoreError::NotFound);
+        }
+        let members = members
+            .iter()
+            .map(|&(u, role)| (u, new_membership(room.id, u, role, room.created_at)))
+            .collect();
+        s.rooms.insert(
+            room.id,
+            StoredRoom {
+                room: room.clone(),
+                last_seq: Seq::ZERO,
+                rev: Rev(0),
+                last_message_at: None,
+                members,
+                messages: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn direct_room(
+        &self,
+        room: &NewRoom,
+        a: UserId,
+        b: UserId,
+    ) -> Result<(RoomId, bool), StoreError> {
+        let mut s = self.lock();
+        let pair = direct_pair(a, b);
+        if let Some(id) = s.direct_pairs.get(&pair) {
+            return Ok((*id, false));
+        }
+        if !s.users.contains_key(&a) || !s.users.contains_key(&b) {
+            return Err(StoreError::NotFound);
+        }
+        let members = [a, b]
+            .into_iter()
+            .map(|u| (u, new_membership(room.id, u, Role::Member, room.created_at)))
+            .collect();
+        s.rooms.insert(
+            room.id,
+            StoredRoom {
+                room: NewRoom {
+                    kind: RoomKind::Direct,
+                    ..room.clone()
+                },
+                last_seq: Seq::ZERO,
+                rev: Rev(0),
+                last_message_at: None,
+                members,
+                messages: BTreeMap::new(),
+            },
+        );
+        s.direct_pairs.insert(pair, room.id);
+        Ok((room.id, true))
+    }
+
+    async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
+        let s = self.lock();
+        Ok(s.rooms.get(&id).map(|r| s.room_view(r)))
+    }
+
+    async fn rooms_of_user(
+        &self,
+        user: UserId,
+        include_archived: bool,
+        after: Option<Cursor>,
+        limit: PageSize,
+    ) -> Result<Vec<RoomListItem>, StoreError> {
+        let s = self.lock();
+        let mut items: Vec<(Cursor, &StoredRoom, &Membership)> = s
+            .rooms
+            .values()
+            .filter_map(|r| r.members.get(&user).map(|m| (r, m)))
+            .filter(|(_, m)| include_archived || !m.archived)
+            .map(|(r, m)| (Cursor::new(i64::from(m.pinned), activity(r), r.room.id.0), r, m))
+            .collect();
+        // Descending on every key: pinned first, newest activity first, then id.
+        let key = |c: &Cursor| (c.rank, c.at_micros, c.id);
+        items.sort_by(|a, b| key(&b.0).cmp(&key(&a.0)));
+        Ok(items
+            .into_iter()
+            .filter(|(c, _, _)| after.is_none_or(|a| key(c) < key(&a)))
+            .take(limit.get() as usize)
+            .map(|(_, r, m)| {
+                let unread: Vec<&Message> = r
+                    .messages
+                    .range(m.read_seq.next()..)
+                    .map(|(_, msg)| msg)
+                    .filter(|msg| msg.sender_id != user && !msg.deleted)
+                    .collect();
+                RoomListItem {
+                    room: s.room_view(r),
+                    membership: MembershipView {
+                        role: m.role,
+                        joined_at: m.joined_at,
+                        read_seq: m.read_seq,
+                        delivered_seq: m.delivered_seq,
+                        unread_count: unread.len() as i64,
+                        mention_count: unread
+                            .iter()
+                            .filter(|msg| msg.mentions.contains(&user))
+                            .count() as i64,
+                        pinned: m.pinned,
+                        muted: m.muted,
+                        archived: m.archived,
+                    },
+                }
+            })
+            .collect())
+    }
+
+    async fn room_positions(
+        &self,
+        user: UserId,
+        max: u32,
+    ) -> Result<Vec<RoomPosition>, StoreError> {
+        let s = self.lock();
+        Ok(s.rooms
+            .values()
+            .filter_map(|r| {
+                r.members.get(&user).map(|m| RoomPosition {
+                    room_id: r.room.id,
+                    last_seq: r.last_seq,
+                    rev: r.rev,
+                    read_seq: m.read_seq,
+                })
+            })
+            .take(max as usize)
+            .collect())
+    }
+
+    async fn membership(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<Membership>, StoreError> {
+        let s = self.lock();
+        Ok(s.rooms
+            .get(&room)
+            .and_then(|r| r.members.get(&user))
+            .cloned())
+    }
+
+    async fn members(
+        &self,
+        room: RoomId,
+        after: Option<Cursor>,
+        limit: PageSize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let s = self.lock();
+        let Some(r) = s.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        let mut members: Vec<&Membership> = r.members.values().collect();
+        let key = |m: &Membership| (micros(m.joined_at), m.user_id.0);
+        members.sort_by_key(|m| key(m));
+        Ok(members
+            .into_iter()
+            .filter(|m| after.is_none_or(|a| key(m) > (a.at_micros, a.id)))
+            .take(limit.get() as usize)
+            .filter_map(|m| s.member_view(m))
+            .collect())
+    }
+
+    async fn oldest_member(
+        &self,
+        room: RoomId,
+        role: Role,
+        except: UserId,
+    ) -> Result<Option<UserId>, StoreError> {
+        let s = self.lock();
+        Ok(s.rooms.get(&room).and_then(|r| {
+            r.members
+                .values()
+                .filter(|m| m.role == role && m.user_id != except)
+                .min_by_key(|m| (micros(m.joined_at), m.user_id.0))
+                .map(|m| m.user_id)
+        }))
+    }
+
+    async fn members_named(
+        &self,
+        room: RoomId,
+        username_keys: &[String],
+    ) -> Result<Vec<UserId>, StoreError> {
+        let s = self.lock();
+        let Some(r) = s.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        Ok(r.members
+            .keys()
+            .filter(|u| {
+                s.users
+                    .get(u)
+                    .is_some_and(|su| username_keys.contains(&su.user.username.key()))
+            })
+            .copied()
+            .collect())
+    }
+
+    async fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+        joined_at: OffsetDateTime,
+    ) -> Result<(Member, Seq), StoreError> {
+        let mut s = self.lock();
+        if !s.users.contains_key(&user) {
+            return Err(StoreError::NotFound);
+        }
+        let r = s.rooms.get_mut(&room).ok_or(StoreError::NotFound)?;
+        if r.members.contains_key(&user) {
+            return Err(StoreError::Conflict {
+                constraint: constraint::MEMBERSHIP,
+            });
+        }
+        let membership = new_membership(room, user, role, joined_at);
+        r.members.insert(user, membership.clone());
+        let last_seq = r.last_seq;
+        let member = s.member_view(&membership).ok_or(StoreError::NotFound)?;
+        Ok((member, last_seq))
+    }
+
+    async fn remove_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        promote: Option<UserId>,
+    ) -> Result<i64, StoreError> {
+        let mut s = self.lock();
+        let r = s.rooms.get_mut(&room).ok_or(StoreError::NotFound)?;
+        let promote_ok = promote.is_none_or(|p| p != user && r.members.contains_key(&p));
+        if !r.members.contains_key(&user) || !promote_ok {
+            return Err(StoreError::NotFound);
+        }
+        r.members.remove(&user);
+        if let Some(m) = promote.and_then(|p| r.members.get_mut(&p)) {
+            m.role = Role::Owner;
+        }
+        Ok(r.members.len() as i64)
+    }
+
+    async fn delete_room_if_empty(&self, room: RoomId) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if !s.rooms.get(&room).is_some_and(|r| r.members.is_empty()) {
+            return Ok(false);
+        }
+        s.rooms.remove(&room);
+        s.direct_pairs.retain(|_, id| *id != room);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl MessageStore for MemoryStore {
+    async fn append_message(&self, new: &NewMessage) -> Result<Appended, StoreError> {
+        let mut s = self.lock();
+        let r = s.rooms.get_mut(&new.room_id).ok_or(StoreError::NotFound)?;
+        if let Some(client_id) = &new.client_id {
+            if let Some(original) = r.messages.values().find(|m| {
+                m.sender_id == new.sender_id && m.client_id.as_ref() == Some(client_id)
+            }) {
+                return Ok(Appended {
+                    message: message_view(r, original),
+                    created: false,
+                });
+            }
+        }
+        r.last_seq = r.last_seq.next();
+        r.rev = Rev(r.rev.0 + 1);
+        r.last_message_at = Some(new.created_at);
+        let message = Message {
+            id: new.id,
+            room_id: new.room_id,
+            seq: r.last_seq,
+            rev: r.rev,
+            sender_id: new.sender_id,
+            kind: new.kind,
+            body: new.body.as_ref().map(|b| b.as_str().to_owned()),
+            attachment: None,
+            reply_to: new.reply_to,
+            thread_id: new.thread_id,
+            thread: None,
+            mentions: new.mentions.clone(),
+            client_id: new.client_id.clone(),
+            created_at: new.created_at,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+        };
+        r.messages.insert(message.seq, message.clone());
+        if let Some(m) = r.members.get_mut(&new.sender_id) {
+            m.read_seq = m.read_seq.max(message.seq);
+            m.delivered_seq = m.delivered_seq.max(message.seq);
+        }
+        Ok(Appended {
+            message,
+            created: true,
+        })
+    }
+
+    async fn message(&self, room: RoomId, id: MessageId) -> Result<Option<Message>, StoreError> {
+        let s = self.lock();
+        Ok(s.rooms.get(&room).and_then(|r| {
+            r.messages
+                .values()
+                .find(|m| m.id == id)
+                .map(|m| message_view(r, m))
+        }))
+    }
+
+    async fn history(
+        &self,
+        room: RoomId,
+        anchor: HistoryAnchor,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError> {
+        let s = self.lock();
+        let Some(r) = s.rooms.get(&room) else {
+            return Ok(HistoryPage {
+                messages: Vec::new(),
+                has_more: false,
+            });
+        };
+        let limit = limit as usize;
+        let (mut picked, has_more): (Vec<&Message>, bool) = match anchor {
+            HistoryAnchor::After(seq) => {
+                let mut it = r.messages.range(seq.next()..).map(|(_, m)| m);
+                let picked: Vec<_> = it.by_ref().take(limit).collect();
+                (picked, it.next().is_some())
+            }
+            HistoryAnchor::Latest | HistoryAnchor::Before(_) => {
+                let upper = match anchor {
+                    HistoryAnchor::Before(seq) => seq,
+                    _ => Seq(i64::MAX),
+                };
+                let mut it = r.messages.range(..upper).rev().map(|(_, m)| m);
+                let mut picked: Vec<_> = it.by_ref().take(limit).collect();
+                let more = it.next().is_some();
+                picked.reverse();
+                (picked, more)
+            }
+        };
+        picked.sort_by_key(|m| m.seq);
+        Ok(HistoryPage {
+            messages: picked.into_iter().map(|m| message_view(r, m)).collect(),
+            has_more,
+        })
+    }
+
+    async fn changed_since(
+        &self,
+        room: RoomId,
+        through: Seq,
+        after_rev: Rev,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let s = self.lock();
+        let Some(r) = s.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        let mut changed: Vec<&Message> = r
+            .messages
+            .range(..=through)
+            .map(|(_, m)| m)
+            .filter(|m| m.rev > after_rev)
+            .collect();
+        changed.sort_by_key(|m| m.rev);
+        Ok(changed
+            .into_iter()
+            .take(limit as usize)
+            .map(|m| message_view(r, m))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! The ports: traits a host implements to plug in its own storage, blob storage and bus.
+//! All are `Send + Sync + Debug` and used as `Arc<dyn ...>`.
+
+mod blob;
+mod notifier;
+mod store;
+
+pub use blob::{BlobError, BlobInfo, BlobKey, BlobStore, ByteStream};
+pub use notifier::{BusSignal, BusStream, Hint, HintKind, NodeId, Notifier};
+pub use store::{
+    constraint, AuthSession, MessageStore, RoomStore, SessionStore, Store, UserStore,
+};

@@ -1,0 +1,74 @@
+//! The bus between server nodes. It carries hints, not the truth: a node that missed hints
+//! re-reads the store.
+
+use std::fmt::Debug;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{RoomId, Seq, UserId};
+use crate::error::StoreError;
+
+/// Identifies one engine instance (one server node) on the bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(pub Uuid);
+
+/// What changed in a room. Kept small: a hint names the change, the store holds the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum HintKind {
+    /// A message with this seq was appended.
+    Message {
+        /// Its seq.
+        seq: Seq,
+    },
+    /// The user became a member.
+    MemberJoined {
+        /// The new member.
+        user: UserId,
+    },
+    /// The user's membership ended.
+    MemberLeft {
+        /// The former member.
+        user: UserId,
+    },
+    /// The room was deleted.
+    RoomDeleted,
+}
+
+/// One change, from one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hint {
+    /// The node whose engine made the change.
+    pub origin: NodeId,
+    /// The room it concerns.
+    pub room: RoomId,
+    /// What changed.
+    pub kind: HintKind,
+}
+
+/// What a subscriber receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BusSignal {
+    /// Hints, in the order they were published.
+    Hints(Vec<Hint>),
+    /// Hints may have been lost (a lagging subscriber, a reconnected listener): re-read the store
+    /// for every room this node serves.
+    Resync,
+}
+
+/// A subscription's stream of signals.
+pub type BusStream = Pin<Box<dyn Stream<Item = BusSignal> + Send>>;
+
+/// Carries hints between the nodes that share one store.
+#[async_trait]
+pub trait Notifier: Send + Sync + Debug {
+    /// Publishes hints to every subscriber, this node's included.
+    async fn publish(&self, hints: &[Hint]) -> Result<(), StoreError>;
+    /// Subscribes to every hint published from now on.
+    async fn subscribe(&self) -> Result<BusStream, StoreError>;
+}

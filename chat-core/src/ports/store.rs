@@ -1,0 +1,178 @@
+//! The storage ports: one trait per aggregate, combined into [`Store`]. Each method is one
+//! transaction; lookups return `Ok(None)` when nothing matches and keep `Err` for failures.
+
+use async_trait::async_trait;
+use std::fmt::Debug;
+use time::OffsetDateTime;
+
+use crate::domain::{
+    Appended, Credentials, Cursor, HistoryAnchor, HistoryPage, Member, Membership, Message,
+    MessageId, NewMessage, NewRoom, PageSize, Rev, Role, Room, RoomId, RoomListItem,
+    RoomPosition, Seq, SessionId, User, UserId, UserPatch,
+};
+use crate::error::StoreError;
+
+/// The names of the unique keys a store reports in [`StoreError::Conflict`].
+pub mod constraint {
+    /// Usernames are unique case-insensitively.
+    pub const USERNAME: &str = "users_username_key";
+    /// Emails are unique case-insensitively.
+    pub const EMAIL: &str = "users_email_key";
+    /// A user is a member of a room at most once.
+    pub const MEMBERSHIP: &str = "memberships_pkey";
+}
+
+/// A sign-in session: one per login, carrying the hash of its current refresh token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthSession {
+    /// The session's id.
+    pub id: SessionId,
+    /// Whose session it is.
+    pub user_id: UserId,
+    /// SHA-256 (hex) of the current refresh token; the token itself is never stored.
+    pub refresh_hash: String,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When the current refresh token stops working.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Users and their credentials.
+#[async_trait]
+pub trait UserStore: Send + Sync + Debug {
+    /// Stores a new user; `Conflict` on [`constraint::USERNAME`] or [`constraint::EMAIL`].
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError>;
+    /// The user with this id.
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// The user whose username or email equals `login` case-insensitively, with their hash.
+    async fn credentials(&self, login: &str) -> Result<Option<Credentials>, StoreError>;
+    /// Applies a profile change; `NotFound` for an unknown user, `Conflict` on a taken email.
+    async fn update_user(&self, id: UserId, patch: &UserPatch) -> Result<User, StoreError>;
+}
+
+/// Sign-in sessions and their rotating refresh tokens.
+#[async_trait]
+pub trait SessionStore: Send + Sync + Debug {
+    /// Stores a new session.
+    async fn create_session(&self, session: &AuthSession) -> Result<(), StoreError>;
+    /// Replaces the refresh token whose hash is `old_hash`, if it is current and not expired at
+    /// `now`, by `new_hash` valid until `expires_at`; returns the session, or `None` when no
+    /// current token has that hash (so each token works once).
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<Option<AuthSession>, StoreError>;
+}
+
+/// Rooms and memberships.
+#[async_trait]
+pub trait RoomStore: Send + Sync + Debug {
+    /// Creates a room with its initial members (joined at `room.created_at`); `NotFound` when a
+    /// member is not a user.
+    async fn create_room(&self, room: &NewRoom, members: &[(UserId, Role)])
+        -> Result<(), StoreError>;
+    /// Returns the direct room of the two users, creating it from `room` (both as members) when
+    /// there is none; `true` when it was created. One per pair, also under concurrent calls.
+    async fn direct_room(
+        &self,
+        room: &NewRoom,
+        a: UserId,
+        b: UserId,
+    ) -> Result<(RoomId, bool), StoreError>;
+    /// The room with this id.
+    async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError>;
+    /// A page of the user's rooms, pinned first, then by last activity (the newest message, else
+    /// creation), newest first, then by id descending; `after` is the previous page's last item.
+    async fn rooms_of_user(
+        &self,
+        user: UserId,
+        include_archived: bool,
+        after: Option<Cursor>,
+        limit: PageSize,
+    ) -> Result<Vec<RoomListItem>, StoreError>;
+    /// Where each of the user's rooms stands (at most `max` rooms).
+    async fn room_positions(&self, user: UserId, max: u32)
+        -> Result<Vec<RoomPosition>, StoreError>;
+    /// The user's membership of the room.
+    async fn membership(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<Membership>, StoreError>;
+    /// A page of the room's members, oldest first (by `joined_at`, then user id).
+    async fn members(
+        &self,
+        room: RoomId,
+        after: Option<Cursor>,
+        limit: PageSize,
+    ) -> Result<Vec<Member>, StoreError>;
+    /// The member who joined first among those with `role`, other than `except`.
+    async fn oldest_member(
+        &self,
+        room: RoomId,
+        role: Role,
+        except: UserId,
+    ) -> Result<Option<UserId>, StoreError>;
+    /// The members of the room whose usernames' keys (lowercase) are among `username_keys`.
+    async fn members_named(
+        &self,
+        room: RoomId,
+        username_keys: &[String],
+    ) -> Result<Vec<UserId>, StoreError>;
+    /// Adds a member; `Conflict` on [`constraint::MEMBERSHIP`] when already one, `NotFound` when
+    /// the room or user does not exist. Returns the member and the room's `last_seq` at joining.
+    async fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+        joined_at: OffsetDateTime,
+    ) -> Result<(Member, Seq), StoreError>;
+    /// Ends a membership and, when `promote` is given, makes that member the owner, together;
+    /// `NotFound` (and nothing changed) when either is not a member. Returns the members left.
+    async fn remove_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        promote: Option<UserId>,
+    ) -> Result<i64, StoreError>;
+    /// Deletes the room and its messages if it has no members; `true` when it did.
+    async fn delete_room_if_empty(&self, room: RoomId) -> Result<bool, StoreError>;
+}
+
+/// Messages and history.
+#[async_trait]
+pub trait MessageStore: Send + Sync + Debug {
+    /// Appends a message: assigns the room's next `seq` and `rev`, moves the sender's read and
+    /// delivered watermarks to it, all in one transaction. A `client_id` the sender already used
+    /// in the room stores nothing and returns the original (`created: false`). `NotFound` when
+    /// the room does not exist.
+    async fn append_message(&self, message: &NewMessage) -> Result<Appended, StoreError>;
+    /// The message with this id in this room.
+    async fn message(&self, room: RoomId, id: MessageId) -> Result<Option<Message>, StoreError>;
+    /// A page of the room's history in ascending seq (see [`HistoryAnchor`]).
+    async fn history(
+        &self,
+        room: RoomId,
+        anchor: HistoryAnchor,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError>;
+    /// Messages with `seq <= through` changed after `after_rev`, ascending by `rev`.
+    async fn changed_since(
+        &self,
+        room: RoomId,
+        through: Seq,
+        after_rev: Rev,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+}
+
+/// Everything the engine stores, behind one object.
+#[async_trait]
+pub trait Store: UserStore + SessionStore + RoomStore + MessageStore {
+    /// Answers when the backend is reachable (for readiness checks).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

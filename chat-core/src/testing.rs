@@ -1,0 +1,758 @@
+//! The store conformance suite (feature `testing`). An adapter crate runs it with
+//!
+//! ```ignore
+//! async fn make_store() -> std::sync::Arc<dyn chat_core::ports::Store> { /* a fresh store */ }
+//! chat_core::store_conformance_tests!();
+//! ```
+//!
+//! which expands into one `#[tokio::test]` per behaviour below. Every behaviour is a public
+//! `async fn` taking a fresh store, so a failure names exactly what broke.
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::domain::{
+    ClientId, Cursor, DisplayName, Email, HistoryAnchor, MessageBody, MessageId, MessageKind,
+    NewMessage, NewRoom, PageSize, Rev, Role, RoomId, RoomKind, Seq, SessionId, User, UserId,
+    UserPatch, Username, Visibility,
+};
+use crate::error::StoreError;
+use crate::ports::{constraint, AuthSession, Store};
+
+/// Expands into one `#[tokio::test]` per conformance behaviour; needs an
+/// `async fn make_store() -> Arc<dyn Store>` in scope.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    () => {
+        $crate::store_conformance_tests!(@each
+            users_are_created_and_found,
+            usernames_and_emails_are_unique_case_insensitively,
+            users_are_updated,
+            refresh_tokens_rotate_once,
+            rooms_are_created_with_their_members,
+            room_creation_with_an_unknown_member_writes_nothing,
+            appends_assign_consecutive_seq_and_rev,
+            appends_are_idempotent_per_sender_and_client_id,
+            concurrent_appends_leave_no_gaps,
+            appends_move_the_senders_watermarks,
+            appending_to_a_missing_room_is_not_found,
+            history_pages_in_both_directions,
+            messages_are_found_by_id_within_their_room,
+            threads_and_mentions_round_trip,
+            changed_since_selects_by_rev,
+            room_lists_order_by_pin_and_activity_with_cursors,
+            room_lists_count_unread_and_mentions,
+            members_are_listed_oldest_first_without_email,
+            adding_members_reports_conflicts_and_the_baseline,
+            removing_a_member_can_hand_over_ownership,
+            only_empty_rooms_are_deleted,
+            direct_rooms_are_one_per_pair,
+            concurrent_direct_rooms_are_one_per_pair,
+            room_positions_list_the_users_rooms,
+            members_are_found_by_username,
+            the_oldest_member_of_a_role_is_found,
+            ping_answers,
+        );
+    };
+    (@each $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $crate::testing::$name(make_store().await).await;
+            }
+        )*
+    };
+}
+
+fn t(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH + Duration::days(20_000) + Duration::seconds(seconds)
+}
+
+fn new_user(name: &str) -> User {
+    User {
+        id: UserId(Uuid::new_v4()),
+        username: Username::parse(name).expect("valid username"),
+        display_name: DisplayName::parse(name).expect("valid display name"),
+        email: Some(Email::parse(&format!("{name}@example.com")).expect("valid email")),
+        created_at: t(0),
+    }
+}
+
+async fn add_user(store: &Arc<dyn Store>, name: &str) -> UserId {
+    let user = new_user(name);
+    store.create_user(&user, "hash").await.expect("create user");
+    user.id
+}
+
+fn new_room(creator: UserId, at: OffsetDateTime) -> NewRoom {
+    NewRoom {
+        id: RoomId(Uuid::new_v4()),
+        kind: RoomKind::Group,
+        name: "general".into(),
+        topic: Some("chat".into()),
+        visibility: Visibility::Private,
+        created_by: creator,
+        created_at: at,
+    }
+}
+
+async fn add_room(store: &Arc<dyn Store>, owner: UserId, others: &[UserId]) -> RoomId {
+    add_room_at(store, owner, others, t(1)).await
+}
+
+async fn add_room_at(
+    store: &Arc<dyn Store>,
+    owner: UserId,
+    others: &[UserId],
+    at: OffsetDateTime,
+) -> RoomId {
+    let room = new_room(owner, at);
+    let mut members = vec![(owner, Role::Owner)];
+    members.extend(others.iter().map(|&u| (u, Role::Member)));
+    store.create_room(&room, &members).await.expect("create room");
+    room.id
+}
+
+fn text(room: RoomId, sender: UserId, body: &str) -> NewMessage {
+    NewMessage {
+        id: MessageId(Uuid::new_v4()),
+        room_id: room,
+        sender_id: sender,
+        kind: MessageKind::Text,
+        body: Some(MessageBody::parse(body, 4000).expect("valid body")),
+        client_id: None,
+        reply_to: None,
+        thread_id: None,
+        mentions: Vec::new(),
+        created_at: t(10),
+    }
+}
+
+async fn post(store: &Arc<dyn Store>, room: RoomId, sender: UserId, body: &str) -> MessageId {
+    let appended = store
+        .append_message(&text(room, sender, body))
+        .await
+        .expect("append");
+    appended.message.id
+}
+
+fn seqs(messages: &[crate::domain::Message]) -> Vec<i64> {
+    messages.iter().map(|m| m.seq.0).collect()
+}
+
+/// A created user is found by id, and by username or email in any case.
+pub async fn users_are_created_and_found(store: Arc<dyn Store>) {
+    let user = new_user("Alice");
+    store.create_user(&user, "phc-hash").await.unwrap();
+    assert_eq!(store.user(user.id).await.unwrap(), Some(user.clone()));
+    for login in ["alice", "ALICE", "Alice@Example.com"] {
+        let creds = store.credentials(login).await.unwrap().expect(login);
+        assert_eq!(creds.user, user);
+        assert_eq!(creds.password_hash, "phc-hash");
+    }
+    assert!(store.credentials("bob").await.unwrap().is_none());
+    assert!(store.user(UserId(Uuid::new_v4())).await.unwrap().is_none());
+}
+
+/// Usernames and emails conflict case-insensitively, naming the constraint.
+pub async fn usernames_and_emails_are_unique_case_insensitively(store: Arc<dyn Store>) {
+    add_user(&store, "alice").await;
+    let dup = new_user("ALICE");
+    match store.create_user(&dup, "h").await {
+        Err(StoreError::Conflict { constraint: c }) => assert_eq!(c, constraint::USERNAME),
+        other => panic!("expected username conflict, got {other:?}"),
+    }
+    let mut other = new_user("bob");
+    other.email = Some(Email::parse("ALICE@example.COM").unwrap());
+    match store.create_user(&other, "h").await {
+        Err(StoreError::Conflict { constraint: c }) => assert_eq!(c, constraint::EMAIL),
+        other => panic!("expected email conflict, got {other:?}"),
+    }
+    assert!(store.credentials("bob").await.unwrap().is_none());
+}
+
+/// Profile changes apply, clear the email, and refuse a taken email.
+pub async fn users_are_updated(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    add_user(&store, "bob").await;
+    let patch = UserPatch {
+        display_name: Some(DisplayName::parse("Alice A.").unwrap()),
+        email: Some(None),
+    };
+    let updated = store.update_user(alice, &patch).await.unwrap();
+    assert_eq!(updated.display_name.as_str(), "Alice A.");
+    assert_eq!(updated.email, None);
+    assert_eq!(store.user(alice).await.unwrap(), Some(updated));
+    let taken = UserPatch {
+        display_name: None,
+        email: Some(Some(Email::parse("Bob@example.com").unwrap())),
+    };
+    assert!(matches!(
+        store.update_user(alice, &taken).await,
+        Err(StoreError::Conflict { constraint: constraint::EMAIL })
+    ));
+    assert!(matches!(
+        store.update_user(UserId(Uuid::new_v4()), &patch).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// A refresh token rotates once; the old one then fails, and an expired one never works.
+pub async fn refresh_tokens_rotate_once(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let session = AuthSession {
+        id: SessionId(Uuid::new_v4()),
+        user_id: alice,
+        refresh_hash: "old".into(),
+        created_at: t(0),
+        expires_at: t(100),
+    };
+    store.create_session(&session).await.unwrap();
+    let rotated = store
+        .rotate_refresh("old", "new", t(50), t(200))
+        .await
+        .unwrap()
+        .expect("rotates");
+    assert_eq!((rotated.id, rotated.user_id), (session.id, alice));
+    assert_eq!(rotated.refresh_hash, "new");
+    assert_eq!(rotated.expires_at, t(200));
+    assert!(store
+        .rotate_refresh("old", "x", t(51), t(300))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .rotate_refresh("new", "y", t(200), t(300))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// A new room has its fields, its members with their roles, and no messages.
+pub async fn rooms_are_created_with_their_members(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let spec = new_room(alice, t(1));
+    store
+        .create_room(&spec, &[(alice, Role::Owner), (bob, Role::Member)])
+        .await
+        .unwrap();
+    let room = store.room(spec.id).await.unwrap().expect("room");
+    assert_eq!(room.name, "general");
+    assert_eq!(room.topic.as_deref(), Some("chat"));
+    assert_eq!(room.kind, RoomKind::Group);
+    assert_eq!(room.visibility, Visibility::Private);
+    assert_eq!(room.created_by, alice);
+    assert_eq!(room.created_at, t(1));
+    assert_eq!(room.member_count, 2);
+    assert_eq!((room.last_seq, room.rev), (Seq::ZERO, Rev(0)));
+    assert!(room.last_message.is_none() && room.last_message_at.is_none());
+    let owner = store.membership(spec.id, alice).await.unwrap().unwrap();
+    assert_eq!(owner.role, Role::Owner);
+    assert_eq!(owner.joined_at, t(1));
+    assert_eq!((owner.read_seq, owner.delivered_seq), (Seq::ZERO, Seq::ZERO));
+    assert!(!owner.pinned && !owner.muted && !owner.archived);
+    let member = store.membership(spec.id, bob).await.unwrap().unwrap();
+    assert_eq!(member.role, Role::Member);
+    assert!(store.room(RoomId(Uuid::new_v4())).await.unwrap().is_none());
+}
+
+/// A room naming a user who does not exist is refused whole.
+pub async fn room_creation_with_an_unknown_member_writes_nothing(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let spec = new_room(alice, t(1));
+    let ghost = UserId(Uuid::new_v4());
+    let result = store
+        .create_room(&spec, &[(alice, Role::Owner), (ghost, Role::Member)])
+        .await;
+    assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+    assert!(store.room(spec.id).await.unwrap().is_none());
+    assert!(store.membership(spec.id, alice).await.unwrap().is_none());
+}
+
+/// Each append takes the room's next seq and rev, and becomes its last message.
+pub async fn appends_assign_consecutive_seq_and_rev(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let room = add_room(&store, alice, &[]).await;
+    for i in 1..=3 {
+        let new = text(room, alice, &format!("m{i}"));
+        let appended = store.append_message(&new).await.unwrap();
+        assert!(appended.created);
+        let m = appended.message;
+        assert_eq!((m.seq, m.rev), (Seq(i), Rev(i)));
+        assert_eq!((m.id, m.room_id, m.sender_id), (new.id, room, alice));
+        assert_eq!(m.body.as_deref(), Some(format!("m{i}").as_str()));
+        assert_eq!(m.kind, MessageKind::Text);
+        assert_eq!(m.created_at, t(10));
+        assert!(!m.deleted && m.edited_at.is_none() && m.reactions.is_empty());
+    }
+    let r = store.room(room).await.unwrap().unwrap();
+    assert_eq!((r.last_seq, r.rev), (Seq(3), Rev(3)));
+    assert_eq!(r.last_message_at, Some(t(10)));
+    assert_eq!(r.last_message.unwrap().body.as_deref(), Some("m3"));
+}
+
+/// A repeated client id from the same sender returns the original and stores nothing.
+pub async fn appends_are_idempotent_per_sender_and_client_id(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let room = add_room(&store, alice, &[bob]).await;
+    let mut first = text(room, alice, "hello");
+    first.client_id = Some(ClientId::parse("c-1").unwrap());
+    let original = store.append_message(&first).await.unwrap();
+    assert!(original.created);
+    let mut retry = text(room, alice, "a different body");
+    retry.client_id = first.client_id.clone();
+    let again = store.append_message(&retry).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.message, original.message);
+    let mut bobs = text(room, bob, "bob's own c-1");
+    bobs.client_id = first.client_id.clone();
+    let other = store.append_message(&bobs).await.unwrap();
+    assert!(other.created);
+    assert_eq!(other.message.seq, Seq(2));
+    let page = store
+        .history(room, HistoryAnchor::Latest, 10)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page.messages), vec![1, 2]);
+}
+
+/// Appends racing from many tasks get seq 1..=N exactly once each.
+pub async fn concurrent_appends_leave_no_gaps(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let room = add_room(&store, alice, &[]).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..25 {
+                    let m = store.append_message(&text(room, alice, "x")).await.unwrap();
+                    got.push(m.message.seq.0);
+                }
+                got
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=200).collect::<Vec<i64>>());
+    let r = store.room(room).await.unwrap().unwrap();
+    assert_eq!(r.last_seq, Seq(200));
+}
+
+/// Sending moves the sender's own read and delivered watermarks to the new seq.
+pub async fn appends_move_the_senders_watermarks(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let room = add_room(&store, alice, &[bob]).await;
+    post(&store, room, alice, "one").await;
+    post(&store, room, alice, "two").await;
+    let a = store.membership(room, alice).await.unwrap().unwrap();
+    assert_eq!((a.read_seq, a.delivered_seq), (Seq(2), Seq(2)));
+    let b = store.membership(room, bob).await.unwrap().unwrap();
+    assert_eq!((b.read_seq, b.delivered_seq), (Seq::ZERO, Seq::ZERO));
+}
+
+/// A message for a room that does not exist is `NotFound`.
+pub async fn appending_to_a_missing_room_is_not_found(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let result = store
+        .append_message(&text(RoomId(Uuid::new_v4()), alice, "x"))
+        .await;
+    assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+}
+
+/// History pages come back ascending, with `has_more` in the direction of paging.
+pub async fn history_pages_in_both_directions(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let room = add_room(&store, alice, &[]).await;
+    for i in 1..=10 {
+        post(&store, room, alice, &format!("m{i}")).await;
+    }
+    let cases = [
+        (HistoryAnchor::Latest, 3, vec![8, 9, 10], true),
+        (HistoryAnchor::Latest, 20, (1..=10).collect(), false),
+        (HistoryAnchor::Before(Seq(8)), 3, vec![5, 6, 7], true),
+        (HistoryAnchor::Before(Seq(3)), 5, vec![1, 2], false),
+        (HistoryAnchor::Before(Seq(1)), 5, vec![], false),
+        (HistoryAnchor::After(Seq(0)), 4, vec![1, 2, 3, 4], true),
+        (HistoryAnchor::After(Seq(8)), 4, vec![9, 10], false),
+        (HistoryAnchor::After(Seq(6)), 4, vec![7, 8, 9, 10], false),
+        (HistoryAnchor::After(Seq(10)), 4, vec![], false),
+    ];
+    for (anchor, limit, want, more) in cases {
+        let page = store.history(room, anchor, limit).await.unwrap();
+        assert_eq!(seqs(&page.messages), want, "{anchor:?} limit {limit}");
+        assert_eq!(page.has_more, more, "{anchor:?} limit {limit}");
+    }
+    let first = &store
+        .history(room, HistoryAnchor::After(Seq(0)), 1)
+        .await
+        .unwrap()
+        .messages[0];
+    assert_eq!(first.body.as_deref(), Some("m1"));
+}
+
+/// A message is found by id only within its own room.
+pub async fn messages_are_found_by_id_within_their_room(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let room = add_room(&store, alice, &[]).await;
+    let other = add_room(&store, alice, &[]).await;
+    let id = post(&store, room, alice, "hi").await;
+    let found = store.message(room, id).await.unwrap().expect("found");
+    assert_eq!((found.id, found.seq), (id, Seq(1)));
+    assert!(store.message(other, id).await.unwrap().is_none());
+    assert!(store
+        .message(room, MessageId(Uuid::new_v4()))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Replies, thread membership and mentions are stored; roots carry a thread summary.
+pub async fn threads_and_mentions_round_trip(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let room = add_room(&store, alice, &[bob]).await;
+    let root = post(&store, room, alice, "root").await;
+    let mut reply = text(room, bob, "@alice yes");
+    reply.thread_id = Some(root);
+    reply.reply_to = Some(root);
+    reply.mentions = vec![alice];
+    reply.created_at = t(30);
+    let stored = store.append_message(&reply).await.unwrap().message;
+    assert_eq!(stored.thread_id, Some(root));
+    assert_eq!(stored.reply_to, Some(root));
+    assert_eq!(stored.mentions, vec![alice]);
+    assert_eq!(stored.thread, None);
+    let root_msg = store.message(room, root).await.unwrap().unwrap();
+    let summary = root_msg.thread.expect("root has a thread summary");
+    assert_eq!(summary.reply_count, 1);
+    assert_eq!(summary.last_reply_at, Some(t(30)));
+    let page = store
+        .history(room, HistoryAnchor::Latest, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.messages[1].mentions, vec![alice]);
+    assert!(page.messages[0].thread.is_some());
+}
+
+/// `changed_since` returns messages up to a seq whose rev is newer than the given one.
+pub async fn changed_since_selects_by_rev(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let room = add_room(&store, alice, &[]).await;
+    for i in 1..=4 {
+        post(&store, room, alice, &format!("m{i}")).await;
+    }
+    let changed = store
+        .changed_since(room, Seq(3), Rev(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&changed), vec![2, 3]);
+    let capped = store
+        .changed_since(room, Seq(4), Rev(0), 2)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&capped), vec![1, 2]);
+    assert!(store
+        .changed_since(room, Seq(4), Rev(4), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// The room list puts newer activity first and pages with a cursor without overlap.
+pub async fn room_lists_order_by_pin_and_activity_with_cursors(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let r1 = add_room_at(&store, alice, &[], t(1)).await;
+    let r2 = add_room_at(&store, alice, &[], t(2)).await;
+    let r3 = add_room_at(&store, alice, &[], t(3)).await;
+    let mut m = text(r1, alice, "bump");
+    m.created_at = t(4);
+    store.append_message(&m).await.unwrap();
+    let page_size = PageSize::new(2).unwrap();
+    let first = store
+        .rooms_of_user(alice, false, None, page_size)
+        .await
+        .unwrap();
+    let ids: Vec<RoomId> = first.iter().map(|i| i.room.id).collect();
+    assert_eq!(ids, vec![r1, r3]);
+    assert_eq!(first[0].room.last_message_at, Some(t(4)));
+    let last = &first[1];
+    let cursor = Cursor::new(
+        i64::from(last.membership.pinned),
+        last.room.last_message_at.unwrap_or(last.room.created_at),
+        last.room.id.0,
+    );
+    let second = store
+        .rooms_of_user(alice, false, Some(cursor), page_size)
+        .await
+        .unwrap();
+    let ids: Vec<RoomId> = second.iter().map(|i| i.room.id).collect();
+    assert_eq!(ids, vec![r2]);
+    let bob = add_user(&store, "bob").await;
+    assert!(store
+        .rooms_of_user(bob, true, None, PageSize::DEFAULT)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Unread counts others' messages after the read watermark; mentions count those naming the user.
+pub async fn room_lists_count_unread_and_mentions(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let room = add_room(&store, alice, &[bob]).await;
+    post(&store, room, alice, "mine").await;
+    post(&store, room, bob, "one").await;
+    let mut mention = text(room, bob, "@alice two");
+    mention.mentions = vec![alice];
+    store.append_message(&mention).await.unwrap();
+    let items = store
+        .rooms_of_user(alice, false, None, PageSize::DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    let view = &items[0].membership;
+    assert_eq!(view.role, Role::Owner);
+    assert_eq!(view.read_seq, Seq(1));
+    assert_eq!((view.unread_count, view.mention_count), (2, 1));
+    let bobs = store
+        .rooms_of_user(bob, false, None, PageSize::DEFAULT)
+        .await
+        .unwrap();
+    assert_eq!(bobs[0].membership.read_seq, Seq(3));
+    assert_eq!(
+        (bobs[0].membership.unread_count, bobs[0].membership.mention_count),
+        (0, 0)
+    );
+}
+
+/// Members come oldest first, page by cursor, and never show an email.
+pub async fn members_are_listed_oldest_first_without_email(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let carol = add_user(&store, "carol").await;
+    let room = add_room(&store, alice, &[]).await;
+    store.add_member(room, bob, Role::Admin, t(5)).await.unwrap();
+    store
+        .add_member(room, carol, Role::Member, t(6))
+        .await
+        .unwrap();
+    let first = store
+        .members(room, None, PageSize::new(2).unwrap())
+        .await
+        .unwrap();
+    let ids: Vec<UserId> = first.iter().map(|m| m.user.id).collect();
+    assert_eq!(ids, vec![alice, bob]);
+    assert!(first.iter().all(|m| m.user.email.is_none()));
+    assert_eq!(first[1].role, Role::Admin);
+    assert_eq!(first[1].joined_at, t(5));
+    let cursor = Cursor::new(0, first[1].joined_at, first[1].user.id.0);
+    let rest = store
+        .members(room, Some(cursor), PageSize::new(2).unwrap())
+        .await
+        .unwrap();
+    let ids: Vec<UserId> = rest.iter().map(|m| m.user.id).collect();
+    assert_eq!(ids, vec![carol]);
+}
+
+/// Adding reports the room's last seq; a second add conflicts; unknown ids are `NotFound`.
+pub async fn adding_members_reports_conflicts_and_the_baseline(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let room = add_room(&store, alice, &[]).await;
+    post(&store, room, alice, "before bob").await;
+    let (member, baseline) = store
+        .add_member(room, bob, Role::Member, t(20))
+        .await
+        .unwrap();
+    assert_eq!(baseline, Seq(1));
+    assert_eq!((member.room_id, member.user.id, member.role), (room, bob, Role::Member));
+    assert_eq!(store.room(room).await.unwrap().unwrap().member_count, 2);
+    assert!(matches!(
+        store.add_member(room, bob, Role::Member, t(21)).await,
+        Err(StoreError::Conflict { constraint: constraint::MEMBERSHIP })
+    ));
+    assert!(matches!(
+        store
+            .add_member(room, UserId(Uuid::new_v4()), Role::Member, t(21))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .add_member(RoomId(Uuid::new_v4()), bob, Role::Member, t(21))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Removing a member and promoting a successor happen together, or not at all.
+pub async fn removing_a_member_can_hand_over_ownership(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let carol = add_user(&store, "carol").await;
+    let room = add_room(&store, alice, &[bob]).await;
+    let ghost = UserId(Uuid::new_v4());
+    assert!(matches!(
+        store.remove_member(room, alice, Some(carol)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.membership(room, alice).await.unwrap().is_some());
+    assert!(matches!(
+        store.remove_member(room, ghost, None).await,
+        Err(StoreError::NotFound)
+    ));
+    let left = store.remove_member(room, alice, Some(bob)).await.unwrap();
+    assert_eq!(left, 1);
+    assert!(store.membership(room, alice).await.unwrap().is_none());
+    assert_eq!(
+        store.membership(room, bob).await.unwrap().unwrap().role,
+        Role::Owner
+    );
+    assert_eq!(store.room(room).await.unwrap().unwrap().member_count, 1);
+}
+
+/// A room is deleted only once it has no members.
+pub async fn only_empty_rooms_are_deleted(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let room = add_room(&store, alice, &[]).await;
+    post(&store, room, alice, "x").await;
+    assert!(!store.delete_room_if_empty(room).await.unwrap());
+    assert!(store.room(room).await.unwrap().is_some());
+    assert_eq!(store.remove_member(room, alice, None).await.unwrap(), 0);
+    assert!(store.delete_room_if_empty(room).await.unwrap());
+    assert!(store.room(room).await.unwrap().is_none());
+    assert!(store
+        .history(room, HistoryAnchor::Latest, 10)
+        .await
+        .unwrap()
+        .messages
+        .is_empty());
+}
+
+/// The direct room of a pair is created once and found again from either side.
+pub async fn direct_rooms_are_one_per_pair(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let mut spec = new_room(alice, t(1));
+    spec.kind = RoomKind::Direct;
+    spec.name = String::new();
+    spec.topic = None;
+    let (id, created) = store.direct_room(&spec, alice, bob).await.unwrap();
+    assert!(created);
+    assert_eq!(id, spec.id);
+    let mut again = spec.clone();
+    again.id = RoomId(Uuid::new_v4());
+    let (same, created) = store.direct_room(&again, bob, alice).await.unwrap();
+    assert_eq!((same, created), (id, false));
+    let room = store.room(id).await.unwrap().unwrap();
+    assert_eq!((room.kind, room.member_count), (RoomKind::Direct, 2));
+    for u in [alice, bob] {
+        let m = store.membership(id, u).await.unwrap().expect("member");
+        assert_eq!(m.role, Role::Member);
+    }
+}
+
+/// Both users opening their direct room at once still get one room.
+pub async fn concurrent_direct_rooms_are_one_per_pair(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut spec = new_room(alice, t(1));
+                spec.kind = RoomKind::Direct;
+                spec.name = String::new();
+                let (a, b) = if i % 2 == 0 { (alice, bob) } else { (bob, alice) };
+                store.direct_room(&spec, a, b).await.unwrap()
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for task in tasks {
+        let (id, c) = task.await.unwrap();
+        ids.push(id);
+        created += usize::from(c);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one room for the pair");
+    assert_eq!(created, 1, "created exactly once");
+}
+
+/// Positions list every room of the user with its last seq, rev and the user's read seq.
+pub async fn room_positions_list_the_users_rooms(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let r1 = add_room(&store, alice, &[bob]).await;
+    let r2 = add_room(&store, bob, &[]).await;
+    post(&store, r1, bob, "x").await;
+    post(&store, r1, bob, "y").await;
+    let mut positions = store.room_positions(alice, 100).await.unwrap();
+    assert_eq!(positions.len(), 1);
+    let p = positions.remove(0);
+    assert_eq!((p.room_id, p.last_seq, p.rev, p.read_seq), (r1, Seq(2), Rev(2), Seq::ZERO));
+    let mut bobs: Vec<RoomId> = store
+        .room_positions(bob, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.room_id)
+        .collect();
+    bobs.sort();
+    let mut want = vec![r1, r2];
+    want.sort();
+    assert_eq!(bobs, want);
+    assert_eq!(store.room_positions(bob, 1).await.unwrap().len(), 1);
+}
+
+/// Mentions resolve to members by username key, never to non-members.
+pub async fn members_are_found_by_username(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "Alice").await;
+    let bob = add_user(&store, "bob").await;
+    add_user(&store, "carol").await;
+    let room = add_room(&store, alice, &[bob]).await;
+    let mut found = store
+        .members_named(room, &["alice".into(), "carol".into(), "nobody".into()])
+        .await
+        .unwrap();
+    found.sort();
+    assert_eq!(found, vec![alice]);
+}
+
+/// The oldest member of a role is found, skipping the excluded user.
+pub async fn the_oldest_member_of_a_role_is_found(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let carol = add_user(&store, "carol").await;
+    let room = add_room(&store, alice, &[]).await;
+    store.add_member(room, carol, Role::Admin, t(7)).await.unwrap();
+    store.add_member(room, bob, Role::Admin, t(6)).await.unwrap();
+    assert_eq!(
+        store.oldest_member(room, Role::Admin, alice).await.unwrap(),
+        Some(bob)
+    );
+    assert_eq!(
+        store.oldest_member(room, Role::Admin, bob).await.unwrap(),
+        Some(carol)
+    );
+    assert_eq!(
+        store.oldest_member(room, Role::Member, alice).await.unwrap(),
+        None
+    );
+}
+
+/// A reachable store answers a ping.
+pub async fn ping_answers(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+}

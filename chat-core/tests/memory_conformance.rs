@@ -1,0 +1,12 @@
+//! The conformance suite against `MemoryStore`.
+
+use std::sync::Arc;
+
+use chat_core::memory::MemoryStore;
+use chat_core::ports::Store;
+
+async fn make_store() -> Arc<dyn Store> {
+    Arc::new(MemoryStore::new())
+}
+
+chat_core::store_conformance_tests!();
