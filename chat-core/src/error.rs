@@ -127,3 +127,16 @@ impl From<StoreError> for ChatError {
         }
     }
 }
+
+/// Collects a validation result into [`FieldErrors`] under a field name.
+pub trait FieldCheck<T> {
+    /// The value when valid; otherwise records the reason under `field` and returns `None`.
+    fn check(self, errors: &mut FieldErrors, field: &str) -> Option<T>;
+}
+
+impl<T, E: std::fmt::Display> FieldCheck<T> for Result<T, E> {
+    fn check(self, errors: &mut FieldErrors, field: &str) -> Option<T> {
+        self.map_err(|reason| errors.add(field, reason.to_string()))
+            .ok()
+    }
+}

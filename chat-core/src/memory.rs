@@ -331,7 +331,13 @@ impl RoomStore for MemoryStore {
             .values()
             .filter_map(|r| r.members.get(&user).map(|m| (r, m)))
             .filter(|(_, m)| include_archived || !m.archived)
-            .map(|(r, m)| (Cursor::new(i64::from(m.pinned), activity(r), r.room.id.0), r, m))
+            .map(|(r, m)| {
+                (
+                    Cursor::new(i64::from(m.pinned), activity(r), r.room.id.0),
+                    r,
+                    m,
+                )
+            })
             .collect();
         // Descending on every key: pinned first, newest activity first, then id.
         let key = |c: &Cursor| (c.rank, c.at_micros, c.id);
@@ -517,9 +523,11 @@ impl MessageStore for MemoryStore {
         let mut s = self.lock();
         let r = s.rooms.get_mut(&new.room_id).ok_or(StoreError::NotFound)?;
         if let Some(client_id) = &new.client_id {
-            if let Some(original) = r.messages.values().find(|m| {
-                m.sender_id == new.sender_id && m.client_id.as_ref() == Some(client_id)
-            }) {
+            if let Some(original) = r
+                .messages
+                .values()
+                .find(|m| m.sender_id == new.sender_id && m.client_id.as_ref() == Some(client_id))
+            {
                 return Ok(Appended {
                     message: message_view(r, original),
                     created: false,

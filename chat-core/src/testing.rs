@@ -111,7 +111,10 @@ async fn add_room_at(
     let room = new_room(owner, at);
     let mut members = vec![(owner, Role::Owner)];
     members.extend(others.iter().map(|&u| (u, Role::Member)));
-    store.create_room(&room, &members).await.expect("create room");
+    store
+        .create_room(&room, &members)
+        .await
+        .expect("create room");
     room.id
 }
 
@@ -191,7 +194,9 @@ pub async fn users_are_updated(store: Arc<dyn Store>) {
     };
     assert!(matches!(
         store.update_user(alice, &taken).await,
-        Err(StoreError::Conflict { constraint: constraint::EMAIL })
+        Err(StoreError::Conflict {
+            constraint: constraint::EMAIL
+        })
     ));
     assert!(matches!(
         store.update_user(UserId(Uuid::new_v4()), &patch).await,
@@ -252,7 +257,10 @@ pub async fn rooms_are_created_with_their_members(store: Arc<dyn Store>) {
     let owner = store.membership(spec.id, alice).await.unwrap().unwrap();
     assert_eq!(owner.role, Role::Owner);
     assert_eq!(owner.joined_at, t(1));
-    assert_eq!((owner.read_seq, owner.delivered_seq), (Seq::ZERO, Seq::ZERO));
+    assert_eq!(
+        (owner.read_seq, owner.delivered_seq),
+        (Seq::ZERO, Seq::ZERO)
+    );
     assert!(!owner.pinned && !owner.muted && !owner.archived);
     let member = store.membership(spec.id, bob).await.unwrap().unwrap();
     assert_eq!(member.role, Role::Member);
@@ -451,15 +459,9 @@ pub async fn changed_since_selects_by_rev(store: Arc<dyn Store>) {
     for i in 1..=4 {
         post(&store, room, alice, &format!("m{i}")).await;
     }
-    let changed = store
-        .changed_since(room, Seq(3), Rev(1), 10)
-        .await
-        .unwrap();
+    let changed = store.changed_since(room, Seq(3), Rev(1), 10).await.unwrap();
     assert_eq!(seqs(&changed), vec![2, 3]);
-    let capped = store
-        .changed_since(room, Seq(4), Rev(0), 2)
-        .await
-        .unwrap();
+    let capped = store.changed_since(room, Seq(4), Rev(0), 2).await.unwrap();
     assert_eq!(seqs(&capped), vec![1, 2]);
     assert!(store
         .changed_since(room, Seq(4), Rev(4), 10)
@@ -530,7 +532,10 @@ pub async fn room_lists_count_unread_and_mentions(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(bobs[0].membership.read_seq, Seq(3));
     assert_eq!(
-        (bobs[0].membership.unread_count, bobs[0].membership.mention_count),
+        (
+            bobs[0].membership.unread_count,
+            bobs[0].membership.mention_count
+        ),
         (0, 0)
     );
 }
@@ -541,7 +546,10 @@ pub async fn members_are_listed_oldest_first_without_email(store: Arc<dyn Store>
     let bob = add_user(&store, "bob").await;
     let carol = add_user(&store, "carol").await;
     let room = add_room(&store, alice, &[]).await;
-    store.add_member(room, bob, Role::Admin, t(5)).await.unwrap();
+    store
+        .add_member(room, bob, Role::Admin, t(5))
+        .await
+        .unwrap();
     store
         .add_member(room, carol, Role::Member, t(6))
         .await
@@ -575,11 +583,16 @@ pub async fn adding_members_reports_conflicts_and_the_baseline(store: Arc<dyn St
         .await
         .unwrap();
     assert_eq!(baseline, Seq(1));
-    assert_eq!((member.room_id, member.user.id, member.role), (room, bob, Role::Member));
+    assert_eq!(
+        (member.room_id, member.user.id, member.role),
+        (room, bob, Role::Member)
+    );
     assert_eq!(store.room(room).await.unwrap().unwrap().member_count, 2);
     assert!(matches!(
         store.add_member(room, bob, Role::Member, t(21)).await,
-        Err(StoreError::Conflict { constraint: constraint::MEMBERSHIP })
+        Err(StoreError::Conflict {
+            constraint: constraint::MEMBERSHIP
+        })
     ));
     assert!(matches!(
         store
@@ -673,7 +686,11 @@ pub async fn concurrent_direct_rooms_are_one_per_pair(store: Arc<dyn Store>) {
                 let mut spec = new_room(alice, t(1));
                 spec.kind = RoomKind::Direct;
                 spec.name = String::new();
-                let (a, b) = if i % 2 == 0 { (alice, bob) } else { (bob, alice) };
+                let (a, b) = if i % 2 == 0 {
+                    (alice, bob)
+                } else {
+                    (bob, alice)
+                };
                 store.direct_room(&spec, a, b).await.unwrap()
             })
         })
@@ -701,7 +718,10 @@ pub async fn room_positions_list_the_users_rooms(store: Arc<dyn Store>) {
     let mut positions = store.room_positions(alice, 100).await.unwrap();
     assert_eq!(positions.len(), 1);
     let p = positions.remove(0);
-    assert_eq!((p.room_id, p.last_seq, p.rev, p.read_seq), (r1, Seq(2), Rev(2), Seq::ZERO));
+    assert_eq!(
+        (p.room_id, p.last_seq, p.rev, p.read_seq),
+        (r1, Seq(2), Rev(2), Seq::ZERO)
+    );
     let mut bobs: Vec<RoomId> = store
         .room_positions(bob, 100)
         .await
@@ -736,8 +756,14 @@ pub async fn the_oldest_member_of_a_role_is_found(store: Arc<dyn Store>) {
     let bob = add_user(&store, "bob").await;
     let carol = add_user(&store, "carol").await;
     let room = add_room(&store, alice, &[]).await;
-    store.add_member(room, carol, Role::Admin, t(7)).await.unwrap();
-    store.add_member(room, bob, Role::Admin, t(6)).await.unwrap();
+    store
+        .add_member(room, carol, Role::Admin, t(7))
+        .await
+        .unwrap();
+    store
+        .add_member(room, bob, Role::Admin, t(6))
+        .await
+        .unwrap();
     assert_eq!(
         store.oldest_member(room, Role::Admin, alice).await.unwrap(),
         Some(bob)
@@ -747,7 +773,10 @@ pub async fn the_oldest_member_of_a_role_is_found(store: Arc<dyn Store>) {
         Some(carol)
     );
     assert_eq!(
-        store.oldest_member(room, Role::Member, alice).await.unwrap(),
+        store
+            .oldest_member(room, Role::Member, alice)
+            .await
+            .unwrap(),
         None
     );
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::ids::{RoomId, Rev, Seq, UserId};
+use super::ids::{Rev, RoomId, Seq, UserId};
 use super::message::Message;
 use super::user::User;
 

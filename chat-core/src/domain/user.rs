@@ -113,8 +113,7 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let s = raw.trim();
         let invalid = "must be an email address";
-        if s.is_empty() || s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if s.is_empty() || s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid);
         }
         let (local, domain) = s.split_once('@').ok_or(invalid)?;

@@ -59,8 +59,12 @@ pub enum BlobError {
 pub trait BlobStore: Send + Sync + Debug {
     /// Streams `body` into a new blob under `key`, refusing it (and keeping nothing) once it
     /// passes `max_bytes`.
-    async fn put(&self, key: BlobKey, body: ByteStream, max_bytes: u64)
-        -> Result<BlobInfo, BlobError>;
+    async fn put(
+        &self,
+        key: BlobKey,
+        body: ByteStream,
+        max_bytes: u64,
+    ) -> Result<BlobInfo, BlobError>;
     /// Streams the blob's bytes from `offset`; `None` when there is no such blob.
     async fn get(&self, key: BlobKey, offset: u64) -> Result<Option<ByteStream>, BlobError>;
     /// Deletes the blob; deleting a missing blob is not an error.

@@ -7,6 +7,4 @@ mod store;
 
 pub use blob::{BlobError, BlobInfo, BlobKey, BlobStore, ByteStream};
 pub use notifier::{BusSignal, BusStream, Hint, HintKind, NodeId, Notifier};
-pub use store::{
-    constraint, AuthSession, MessageStore, RoomStore, SessionStore, Store, UserStore,
-};
+pub use store::{constraint, AuthSession, MessageStore, RoomStore, SessionStore, Store, UserStore};

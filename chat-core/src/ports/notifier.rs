@@ -26,18 +26,18 @@ pub enum HintKind {
         /// Its seq.
         seq: Seq,
     },
-    /// The user became a member.
+    /// The user became a member when the room's last seq was `baseline`.
     MemberJoined {
         /// The new member.
         user: UserId,
+        /// The room's last seq at joining: live delivery to the member starts after it.
+        baseline: Seq,
     },
     /// The user's membership ended.
     MemberLeft {
         /// The former member.
         user: UserId,
     },
-    /// The room was deleted.
-    RoomDeleted,
 }
 
 /// One change, from one node.

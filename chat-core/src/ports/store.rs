@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Appended, Credentials, Cursor, HistoryAnchor, HistoryPage, Member, Membership, Message,
-    MessageId, NewMessage, NewRoom, PageSize, Rev, Role, Room, RoomId, RoomListItem,
-    RoomPosition, Seq, SessionId, User, UserId, UserPatch,
+    MessageId, NewMessage, NewRoom, PageSize, Rev, Role, Room, RoomId, RoomListItem, RoomPosition,
+    Seq, SessionId, User, UserId, UserPatch,
 };
 use crate::error::StoreError;
 
@@ -72,8 +72,11 @@ pub trait SessionStore: Send + Sync + Debug {
 pub trait RoomStore: Send + Sync + Debug {
     /// Creates a room with its initial members (joined at `room.created_at`); `NotFound` when a
     /// member is not a user.
-    async fn create_room(&self, room: &NewRoom, members: &[(UserId, Role)])
-        -> Result<(), StoreError>;
+    async fn create_room(
+        &self,
+        room: &NewRoom,
+        members: &[(UserId, Role)],
+    ) -> Result<(), StoreError>;
     /// Returns the direct room of the two users, creating it from `room` (both as members) when
     /// there is none; `true` when it was created. One per pair, also under concurrent calls.
     async fn direct_room(

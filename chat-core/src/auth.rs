@@ -1,0 +1,338 @@
+//! Passwords (argon2id, hashed off the async runtime under a concurrency cap) and access tokens
+//! (JWT, HS256, pinned).
+
+use std::sync::Arc;
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::Argon2;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tokio::sync::{OnceCell, Semaphore};
+use uuid::Uuid;
+
+use crate::clock::random_bytes;
+use crate::domain::{Password, SessionId, UserId};
+use crate::error::ChatError;
+
+/// Hashes and verifies passwords with argon2id at OWASP's parameters (m=19 MiB, t=2, p=1, the
+/// crate's defaults). Each hash takes tens of milliseconds of CPU, so hashing runs on the
+/// blocking pool and at most `max_concurrent` run at once: a burst of logins queues instead of
+/// starving every other request.
+#[derive(Clone, Debug)]
+pub struct PasswordHasher {
+    permits: Arc<Semaphore>,
+    /// A real hash of a random password, verified against when the login names nobody, so an
+    /// unknown user costs the same as a wrong password.
+    decoy: Arc<OnceCell<String>>,
+}
+
+impl PasswordHasher {
+    /// A hasher running at most `max_concurrent` hashes at once.
+    pub fn new(max_concurrent: usize) -> PasswordHasher {
+        PasswordHasher {
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            decoy: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Hashes a new password into a PHC string.
+    pub async fn hash(&self, password: &Password) -> Result<String, ChatError> {
+        let secret = password.expose().to_owned();
+        self.blocking(move || {
+            Argon2::default()
+                .hash_password(secret.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| {
+                    tracing::error!(error = %e, "password hashing failed");
+                    ChatError::Internal
+                })
+        })
+        .await?
+    }
+
+    /// Whether `password` matches `hash`; with no hash (no such user) it does the same work and
+    /// answers `false`.
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, ChatError> {
+        let (hash, real) = match hash {
+            Some(h) => (h.to_owned(), true),
+            None => (self.decoy().await?.clone(), false),
+        };
+        let secret = password.to_owned();
+        let matches = self
+            .blocking(move || {
+                PasswordHash::new(&hash)
+                    .map(|parsed| {
+                        Argon2::default()
+                            .verify_password(secret.as_bytes(), &parsed)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+            })
+            .await?;
+        Ok(real && matches)
+    }
+
+    async fn decoy(&self) -> Result<&String, ChatError> {
+        self.decoy
+            .get_or_try_init(|| async {
+                let mut bytes = [0u8; 16];
+                random_bytes(&mut bytes);
+                let decoy = Password::parse(&hex(&bytes)).map_err(|_| ChatError::Internal)?;
+                self.hash(&decoy).await
+            })
+            .await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ChatError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ChatError::Internal)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| ChatError::Internal)
+    }
+}
+
+/// The claims of an access token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's id.
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issue time, seconds since the epoch.
+    pub iat: i64,
+    /// The issuer.
+    pub iss: String,
+    /// The token's unique id.
+    pub jti: String,
+    /// The sign-in session it belongs to (absent on tokens issued by a host application).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// Who an access token speaks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The user.
+    pub user: UserId,
+    /// The sign-in session, for tokens this engine issued.
+    pub session: Option<SessionId>,
+}
+
+/// The shortest JWT secret accepted: HS256 with fewer than 32 bytes of key is guessable.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Issues and verifies HS256 access tokens. The algorithm is pinned (a token naming another is
+/// refused), `exp`, `iat`, `iss` and `sub` are required, and the leeway is explicit.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    ttl_secs: i64,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("issuer", &self.issuer)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a token configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenConfigError {
+    /// The secret is shorter than [`MIN_SECRET_BYTES`].
+    #[error("the JWT secret must be at least {MIN_SECRET_BYTES} bytes")]
+    SecretTooShort,
+    /// The lifetime is not positive.
+    #[error("the token lifetime must be at least one second")]
+    BadTtl,
+}
+
+impl TokenIssuer {
+    /// Seconds of clock skew tolerated on `exp`.
+    pub const LEEWAY_SECS: u64 = 5;
+
+    /// An issuer signing with `secret`, naming itself `issuer`, issuing tokens valid `ttl_secs`.
+    pub fn new(secret: &[u8], issuer: &str, ttl_secs: i64) -> Result<Self, TokenConfigError> {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(TokenConfigError::SecretTooShort);
+        }
+        if ttl_secs < 1 {
+            return Err(TokenConfigError::BadTtl);
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+        validation.leeway = Self::LEEWAY_SECS;
+        validation.validate_exp = true;
+        Ok(TokenIssuer {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: issuer.to_owned(),
+            ttl_secs,
+        })
+    }
+
+    /// How long issued tokens live, in seconds.
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
+    /// Issues an access token for the user's session at `now`.
+    pub fn issue(
+        &self,
+        user: UserId,
+        session: Option<SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<String, ChatError> {
+        let iat = now.unix_timestamp();
+        let claims = Claims {
+            sub: user.to_string(),
+            exp: iat + self.ttl_secs,
+            iat,
+            iss: self.issuer.clone(),
+            jti: Uuid::new_v4().to_string(),
+            sid: session.map(|s| s.to_string()),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
+            tracing::error!(error = %e, "signing a token failed");
+            ChatError::Internal
+        })
+    }
+
+    /// Verifies a token's signature, algorithm, issuer and expiry; `Unauthorized` otherwise.
+    pub fn verify(&self, token: &str) -> Result<Identity, ChatError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| ChatError::Unauthorized)?;
+        let user = data
+            .claims
+            .sub
+            .parse()
+            .map_err(|_| ChatError::Unauthorized)?;
+        let session = match data.claims.sid {
+            Some(s) => Some(s.parse().map_err(|_| ChatError::Unauthorized)?),
+            None => None,
+        };
+        Ok(Identity { user, session })
+    }
+}
+
+/// A new opaque refresh token (256 random bits, hex).
+pub fn new_refresh_token() -> String {
+    let mut bytes = [0u8; 32];
+    random_bytes(&mut bytes);
+    hex(&bytes)
+}
+
+/// The SHA-256 of a refresh token, hex: what the store keeps instead of the token.
+pub fn refresh_token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn issuer() -> TokenIssuer {
+        TokenIssuer::new(SECRET, "chat-server", 3600).unwrap()
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(matches!(
+            TokenIssuer::new(b"short", "x", 60),
+            Err(TokenConfigError::SecretTooShort)
+        ));
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        let user = UserId(Uuid::new_v4());
+        let session = SessionId(Uuid::new_v4());
+        let token = issuer()
+            .issue(user, Some(session), OffsetDateTime::now_utc())
+            .unwrap();
+        let id = issuer().verify(&token).unwrap();
+        assert_eq!(
+            id,
+            Identity {
+                user,
+                session: Some(session)
+            }
+        );
+    }
+
+    #[test]
+    fn expired_foreign_and_tampered_tokens_are_refused() {
+        let user = UserId(Uuid::new_v4());
+        let old = OffsetDateTime::now_utc() - time::Duration::hours(2);
+        let expired = issuer().issue(user, None, old).unwrap();
+        assert!(issuer().verify(&expired).is_err());
+        let other = TokenIssuer::new(SECRET, "someone-else", 3600).unwrap();
+        let foreign = other.issue(user, None, OffsetDateTime::now_utc()).unwrap();
+        assert!(issuer().verify(&foreign).is_err());
+        let good = issuer()
+            .issue(user, None, OffsetDateTime::now_utc())
+            .unwrap();
+        let mut tampered = good.clone();
+        tampered.pop();
+        assert!(issuer().verify(&tampered).is_err());
+        assert!(issuer().verify("not.a.jwt").is_err());
+    }
+
+    #[test]
+    fn tokens_naming_another_algorithm_are_refused() {
+        let user = UserId(Uuid::new_v4());
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = Claims {
+            sub: user.to_string(),
+            exp: now + 60,
+            iat: now,
+            iss: "chat-server".into(),
+            jti: "x".into(),
+            sid: None,
+        };
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(issuer().verify(&hs512).is_err());
+    }
+
+    #[tokio::test]
+    async fn passwords_verify_and_unknown_users_fail() {
+        let hasher = PasswordHasher::new(2);
+        let pw = Password::parse("correct horse").unwrap();
+        let hash = hasher.hash(&pw).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(hasher.verify("correct horse", Some(&hash)).await.unwrap());
+        assert!(!hasher.verify("wrong horse", Some(&hash)).await.unwrap());
+        assert!(!hasher.verify("correct horse", None).await.unwrap());
+        assert!(!hasher.verify("x", Some("not a phc string")).await.unwrap());
+        assert_eq!(refresh_token_hash("a").len(), 64);
+        assert_ne!(new_refresh_token(), new_refresh_token());
+    }
+}

@@ -1,0 +1,232 @@
+//! Registration, sign-in, refresh and profiles.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use time::Duration;
+
+use super::ChatEngine;
+use crate::auth::{new_refresh_token, refresh_token_hash, Identity};
+use crate::domain::{DisplayName, Email, Password, SessionId, User, UserId, UserPatch, Username};
+use crate::error::{ChatError, FieldCheck, FieldErrors, StoreError};
+use crate::ports::{constraint, AuthSession};
+
+/// A registration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    /// 3-32 characters of `[A-Za-z0-9_.-]`.
+    pub username: String,
+    /// 8-1024 characters.
+    pub password: String,
+    /// An optional email, unique.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The name shown to others (default: the username).
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// A profile change; absent fields stay, `email: null` removes the email.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMe {
+    /// A new display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// A new email, or `Some(None)` to remove it.
+    #[serde(default, deserialize_with = "present")]
+    pub email: Option<Option<String>>,
+}
+
+/// Tells "absent" (`None`, by `default`) from "null" (`Some(None)`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// What a successful sign-in returns.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoginResult {
+    /// The JWT to send as `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The single-use token that gets the next access token.
+    pub refresh_token: String,
+    /// The signed-in user (with email).
+    pub user: User,
+}
+
+impl ChatEngine {
+    /// Registers a user; `Conflict` when the username or email is taken.
+    pub async fn register(&self, input: Register) -> Result<User, ChatError> {
+        let mut errors = FieldErrors::default();
+        let username = Username::parse(&input.username).check(&mut errors, "username");
+        let password = Password::parse(&input.password).check(&mut errors, "password");
+        let email = input
+            .email
+            .as_deref()
+            .map(|e| Email::parse(e).check(&mut errors, "email"));
+        let display_name = input
+            .display_name
+            .as_deref()
+            .map(|d| DisplayName::parse(d).check(&mut errors, "display_name"));
+        errors.into_result()?;
+        let (Some(username), Some(password)) = (username, password) else {
+            return Err(ChatError::Internal);
+        };
+        let inner = &self.inner;
+        let user = User {
+            id: UserId(inner.ids.new_id()),
+            display_name: display_name.flatten().unwrap_or_else(|| (&username).into()),
+            username,
+            email: email.flatten(),
+            created_at: inner.clock.now(),
+        };
+        let hash = inner.hasher.hash(&password).await?;
+        inner
+            .store()
+            .create_user(&user, &hash)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { constraint: c } if c == constraint::EMAIL => {
+                    ChatError::Conflict("email is taken")
+                }
+                StoreError::Conflict { .. } => ChatError::Conflict("username is taken"),
+                other => other.into(),
+            })?;
+        Ok(user)
+    }
+
+    /// Signs in by username or email; a wrong login and a wrong password fail alike.
+    pub async fn login(&self, login: &str, password: &str) -> Result<LoginResult, ChatError> {
+        let inner = &self.inner;
+        // Over-long inputs cannot match and must not cost a hash of megabytes.
+        let credentials = if login.len() > 254 || password.chars().count() > 1024 {
+            None
+        } else {
+            inner.store().credentials(login.trim()).await?
+        };
+        let ok = inner
+            .hasher
+            .verify(
+                password,
+                credentials.as_ref().map(|c| c.password_hash.as_str()),
+            )
+            .await?;
+        let Some(credentials) = credentials.filter(|_| ok) else {
+            return Err(ChatError::Unauthorized);
+        };
+        let now = inner.clock.now();
+        let refresh_token = new_refresh_token();
+        let session = AuthSession {
+            id: SessionId(inner.ids.new_id()),
+            user_id: credentials.user.id,
+            refresh_hash: refresh_token_hash(&refresh_token),
+            created_at: now,
+            expires_at: now + Duration::seconds(inner.limits.refresh_ttl_secs),
+        };
+        inner.store().create_session(&session).await?;
+        self.tokens_for(credentials.user, session.id, refresh_token)
+    }
+
+    /// Trades a refresh token for new tokens; each refresh token works once.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<LoginResult, ChatError> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let next = new_refresh_token();
+        let session = inner
+            .store()
+            .rotate_refresh(
+                &refresh_token_hash(refresh_token),
+                &refresh_token_hash(&next),
+                now,
+                now + Duration::seconds(inner.limits.refresh_ttl_secs),
+            )
+            .await?
+            .ok_or(ChatError::Unauthorized)?;
+        let user = inner
+            .store()
+            .user(session.user_id)
+            .await?
+            .ok_or(ChatError::Unauthorized)?;
+        self.tokens_for(user, session.id, next)
+    }
+
+    fn tokens_for(
+        &self,
+        user: User,
+        session: SessionId,
+        refresh_token: String,
+    ) -> Result<LoginResult, ChatError> {
+        let inner = &self.inner;
+        let access_token = inner
+            .tokens
+            .issue(user.id, Some(session), inner.clock.now())?;
+        Ok(LoginResult {
+            access_token,
+            token_type: "bearer",
+            expires_in: inner.tokens.ttl_secs(),
+            refresh_token,
+            user,
+        })
+    }
+
+    /// Verifies an access token and that its user still exists.
+    pub async fn authenticate(&self, token: &str) -> Result<Identity, ChatError> {
+        let identity = self.inner.tokens.verify(token)?;
+        match self.inner.store().user(identity.user).await? {
+            Some(_) => Ok(identity),
+            None => Err(ChatError::Unauthorized),
+        }
+    }
+
+    /// The caller's own account, with email.
+    pub async fn me(&self, actor: UserId) -> Result<User, ChatError> {
+        self.inner
+            .store()
+            .user(actor)
+            .await?
+            .ok_or(ChatError::Unauthorized)
+    }
+
+    /// Changes the caller's display name or email.
+    pub async fn update_me(&self, actor: UserId, input: UpdateMe) -> Result<User, ChatError> {
+        let mut errors = FieldErrors::default();
+        let display_name = input
+            .display_name
+            .as_deref()
+            .map(|d| DisplayName::parse(d).check(&mut errors, "display_name"));
+        let email = input.email.as_ref().map(|e| {
+            e.as_deref()
+                .map(|e| Email::parse(e).check(&mut errors, "email"))
+        });
+        errors.into_result()?;
+        let patch = UserPatch {
+            display_name: display_name.flatten(),
+            email: email.map(Option::flatten),
+        };
+        self.inner
+            .store()
+            .update_user(actor, &patch)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => ChatError::Conflict("email is taken"),
+                StoreError::NotFound => ChatError::Unauthorized,
+                other => other.into(),
+            })
+    }
+
+    /// Another user's public profile.
+    pub async fn user(&self, _actor: UserId, id: UserId) -> Result<User, ChatError> {
+        let user = self
+            .inner
+            .store()
+            .user(id)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        Ok(user.public())
+    }
+}

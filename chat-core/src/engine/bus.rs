@@ -1,0 +1,96 @@
+//! The bus listener: turns other nodes' hints into events for this node's sessions. Hints only
+//! name changes, so the data is read from the store.
+
+use std::sync::{Arc, Weak};
+
+use futures_util::StreamExt;
+
+use super::Inner;
+use crate::domain::{HistoryAnchor, RoomId, Seq};
+use crate::error::ChatError;
+use crate::events::Event;
+use crate::ports::{BusSignal, BusStream, Hint, HintKind};
+
+/// Runs until the bus closes or the engine is dropped.
+pub(super) fn spawn(engine: Weak<Inner>, mut bus: BusStream) {
+    tokio::spawn(async move {
+        while let Some(signal) = bus.next().await {
+            let Some(inner) = engine.upgrade() else {
+                return;
+            };
+            let result = match signal {
+                BusSignal::Hints(hints) => apply_all(&inner, &hints).await,
+                BusSignal::Resync => resync(&inner).await,
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "applying bus hints failed; sessions recover on sync");
+            }
+        }
+    });
+}
+
+async fn apply_all(inner: &Arc<Inner>, hints: &[Hint]) -> Result<(), ChatError> {
+    for hint in hints.iter().filter(|h| h.origin != inner.node) {
+        apply(inner, hint).await?;
+    }
+    Ok(())
+}
+
+async fn apply(inner: &Arc<Inner>, hint: &Hint) -> Result<(), ChatError> {
+    let room = hint.room;
+    match hint.kind {
+        HintKind::Message { seq } => publish_message(inner, room, seq).await,
+        HintKind::MemberJoined { user, baseline } => {
+            inner.hub.join(user, room, baseline);
+            if let Some(m) = inner.store().membership(room, user).await? {
+                let member = inner.member_view(m).await?;
+                inner.hub.publish(
+                    Event::MemberJoined {
+                        room_id: room,
+                        member,
+                    }
+                    .into_frame(),
+                );
+            }
+            Ok(())
+        }
+        HintKind::MemberLeft { user } => {
+            inner.hub.publish(
+                Event::MemberLeft {
+                    room_id: room,
+                    user_id: user,
+                }
+                .into_frame(),
+            );
+            inner.hub.leave(user, room);
+            Ok(())
+        }
+    }
+}
+
+/// Publishes the message at `seq` to local sessions; they fill any gap before it themselves.
+async fn publish_message(inner: &Inner, room: RoomId, seq: Seq) -> Result<(), ChatError> {
+    let page = inner
+        .store()
+        .history(room, HistoryAnchor::After(Seq(seq.0 - 1)), 1)
+        .await?;
+    for message in page.messages {
+        inner
+            .hub
+            .publish(Event::MessageCreated { message }.into_frame());
+    }
+    Ok(())
+}
+
+/// Hints were lost: publish every followed room's newest message, so each session notices any
+/// gap and fills it from the store.
+async fn resync(inner: &Inner) -> Result<(), ChatError> {
+    for room in inner.hub.followed_rooms() {
+        if let Some(found) = inner.store().room(room).await? {
+            if found.last_seq > Seq::ZERO {
+                publish_message(inner, room, found.last_seq).await?;
+            }
+        }
+    }
+    Ok(())
+}

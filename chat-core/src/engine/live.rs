@@ -1,0 +1,302 @@
+//! Live sessions: one per connection. A session follows every room of its user and hands out
+//! frames so that, per room, each message seq arrives at most once and in increasing order,
+//! whether it comes live or from a `sync` replay. Gaps it can see (a message seq beyond the
+//! next expected one) are filled from the store, which is the source of truth.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ChatEngine, Inner};
+use crate::domain::{HistoryAnchor, Message, Rev, RoomId, RoomPosition, Seq, UserId};
+use crate::error::ChatError;
+use crate::events::Event;
+use crate::hub::{Inbox, Item};
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Its queue filled up: the client did not keep up and must reconnect and `sync`.
+    SlowConsumer,
+    /// The engine shut down.
+    Closed,
+}
+
+/// Where a `sync` starts in one room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum SyncSince {
+    /// New messages after this seq.
+    Seq(Seq),
+    /// New messages after `seq`, and messages up to it changed after `rev`.
+    SeqRev {
+        /// The newest seq the client has.
+        seq: Seq,
+        /// The newest rev the client has.
+        rev: Rev,
+    },
+}
+
+/// How a room stands after a `sync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SyncedRoom {
+    /// The room's newest seq.
+    pub last_seq: Seq,
+    /// The room's change counter.
+    pub rev: Rev,
+    /// `false` when the replay stopped at the cap; read the rest with history `after=`.
+    pub complete: bool,
+}
+
+/// Per room: live delivery continues after `sent`; seqs in `(baseline, sent]` went out live.
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    baseline: Seq,
+    sent: Seq,
+}
+
+/// A live connection's view of the engine.
+#[derive(Debug)]
+pub struct Session {
+    inner: Arc<Inner>,
+    user: UserId,
+    inbox: Inbox,
+    cursors: HashMap<RoomId, Cursor>,
+    ready: VecDeque<Arc<str>>,
+    positions: Vec<RoomPosition>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.inner.hub.unregister(self.inbox.key);
+    }
+}
+
+impl ChatEngine {
+    /// Opens a live session for the user, following all of their rooms.
+    pub async fn connect(&self, actor: UserId) -> Result<Session, ChatError> {
+        let inner = self.inner.clone();
+        let max = inner.limits.max_rooms_per_user;
+        // Subscribe first, then read positions again: every message committed before the
+        // second read is at or below its `last_seq` (the client syncs for those), and every
+        // later one reaches the subscription.
+        let first = inner.store().room_positions(actor, max).await?;
+        let inbox = inner.hub.register(actor, first.iter().map(|p| p.room_id));
+        let positions = inner.store().room_positions(actor, max).await?;
+        for p in &positions {
+            inner.hub.follow(inbox.key, p.room_id);
+        }
+        let cursors = positions
+            .iter()
+            .map(|p| {
+                (
+                    p.room_id,
+                    Cursor {
+                        baseline: p.last_seq,
+                        sent: p.last_seq,
+                    },
+                )
+            })
+            .collect();
+        Ok(Session {
+            inner,
+            user: actor,
+            inbox,
+            cursors,
+            ready: VecDeque::new(),
+            positions,
+        })
+    }
+}
+
+fn frame_of(event: Event) -> Arc<str> {
+    event.into_frame().json.clone()
+}
+
+impl Session {
+    /// The user this session speaks for.
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+
+    /// Where each room stood when the session opened (for the `ready` frame).
+    pub fn positions(&self) -> &[RoomPosition] {
+        &self.positions
+    }
+
+    /// The next frame to send to the client.
+    pub async fn next_frame(&mut self) -> Result<Arc<str>, SessionEnd> {
+        loop {
+            if self.inbox.cut.load(Ordering::SeqCst) {
+                return Err(SessionEnd::SlowConsumer);
+            }
+            if let Some(frame) = self.ready.pop_front() {
+                return Ok(frame);
+            }
+            let Some(item) = self.inbox.rx.recv().await else {
+                return Err(if self.inbox.cut.load(Ordering::SeqCst) {
+                    SessionEnd::SlowConsumer
+                } else {
+                    SessionEnd::Closed
+                });
+            };
+            match item {
+                Item::Frame(frame) => match (frame.room, frame.seq) {
+                    (Some(room), Some(seq)) => {
+                        let Some(cursor) = self.cursors.get(&room).copied() else {
+                            continue;
+                        };
+                        if seq <= cursor.sent {
+                            continue;
+                        }
+                        if seq > cursor.sent.next() {
+                            // Store reads fail only when storage is down; the client's next
+                            // `sync` then recovers what this fill could not.
+                            if let Err(e) = self.fill(room, cursor.sent, Some(seq)).await {
+                                tracing::warn!(error = %e, %room, "gap fill failed");
+                            }
+                        }
+                        self.advance(room, seq);
+                        self.ready.push_back(frame.json.clone());
+                    }
+                    (Some(room), None) if !self.cursors.contains_key(&room) => continue,
+                    _ => self.ready.push_back(frame.json.clone()),
+                },
+                Item::Joined { room, baseline } => {
+                    if self.cursors.contains_key(&room) {
+                        continue;
+                    }
+                    self.cursors.insert(
+                        room,
+                        Cursor {
+                            baseline,
+                            sent: baseline,
+                        },
+                    );
+                    // Messages committed after the join but published before this session
+                    // followed the room never reach the queue: read them now.
+                    if let Err(e) = self.fill(room, baseline, None).await {
+                        tracing::warn!(error = %e, %room, "catch-up after join failed");
+                    }
+                }
+                Item::Left { room } => {
+                    self.cursors.remove(&room);
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, room: RoomId, seq: Seq) {
+        if let Some(cursor) = self.cursors.get_mut(&room) {
+            cursor.sent = cursor.sent.max(seq);
+        }
+    }
+
+    /// Queues the messages after `from` (and before `until`, if given) as `message.created`.
+    async fn fill(&mut self, room: RoomId, from: Seq, until: Option<Seq>) -> Result<(), ChatError> {
+        let mut after = from;
+        loop {
+            let page = self
+                .inner
+                .store()
+                .history(room, HistoryAnchor::After(after), 100)
+                .await?;
+            let mut done = !page.has_more;
+            for message in page.messages {
+                if until.is_some_and(|u| message.seq >= u) {
+                    done = true;
+                    break;
+                }
+                after = message.seq;
+                self.advance(room, message.seq);
+                self.ready
+                    .push_back(frame_of(Event::MessageCreated { message }));
+            }
+            if done || after == from {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Replays a room from where the client stands: up to the sync cap of messages, in order,
+    /// leaving out those this session already sent live. Returns the frames to send, then the
+    /// room's standing for `synced`.
+    pub async fn sync(
+        &mut self,
+        room: RoomId,
+        since: SyncSince,
+    ) -> Result<(Vec<Arc<str>>, SyncedRoom), ChatError> {
+        let inner = self.inner.clone();
+        let (found, _) = inner
+            .require_member(self.user, room, "not a member")
+            .await
+            .map_err(|e| match e {
+                ChatError::Forbidden(_) => ChatError::NotFound,
+                other => other,
+            })?;
+        if !self.cursors.contains_key(&room) {
+            // A room joined on another node before its hint arrived here.
+            inner.hub.follow(self.inbox.key, room);
+            self.cursors.insert(
+                room,
+                Cursor {
+                    baseline: found.last_seq,
+                    sent: found.last_seq,
+                },
+            );
+        }
+        let cap = inner.limits.sync_max_messages;
+        let (since_seq, changed) = match since {
+            SyncSince::Seq(seq) => (seq, Vec::new()),
+            SyncSince::SeqRev { seq, rev } => {
+                (seq, inner.store().changed_since(room, seq, rev, cap).await?)
+            }
+        };
+        let mut frames: Vec<Arc<str>> = changed.iter().cloned().map(changed_frame).collect();
+        let budget = cap.saturating_sub(changed.len() as u32);
+        let mut complete = changed.len() < cap as usize;
+        if budget > 0 {
+            let page = inner
+                .store()
+                .history(room, HistoryAnchor::After(since_seq), budget)
+                .await?;
+            complete = complete && !page.has_more;
+            let cursor = self.cursors.get(&room).copied();
+            for message in page.messages {
+                let seq = message.seq;
+                if cursor.is_some_and(|c| seq > c.baseline && seq <= c.sent) {
+                    continue;
+                }
+                self.advance(room, seq);
+                frames.push(frame_of(Event::MessageCreated { message }));
+            }
+        } else {
+            complete = false;
+        }
+        let now = inner.store().room(room).await?.ok_or(ChatError::NotFound)?;
+        Ok((
+            frames,
+            SyncedRoom {
+                last_seq: now.last_seq,
+                rev: now.rev,
+                complete,
+            },
+        ))
+    }
+}
+
+/// A changed message as the client learns of it: the tombstone's facts, or the message as it is.
+fn changed_frame(message: Message) -> Arc<str> {
+    if message.deleted {
+        frame_of(Event::MessageDeleted {
+            room_id: message.room_id,
+            message_id: message.id,
+            seq: message.seq,
+            rev: message.rev,
+        })
+    } else {
+        frame_of(Event::MessageUpdated { message })
+    }
+}

@@ -1,0 +1,239 @@
+//! `ChatEngine`: every operation of the chat, with its rules. Each method takes the acting user
+//! first, enforces membership, roles, validation and limits, and returns `Result<_, ChatError>`.
+//! Checks run in the API's order: existence and visibility (`NotFound`), then permission
+//! (`Forbidden`), then validation of the input (`Validation`).
+
+mod accounts;
+mod bus;
+mod live;
+mod messages;
+mod rooms;
+
+use std::sync::Arc;
+
+use crate::auth::{PasswordHasher, TokenConfigError, TokenIssuer};
+use crate::clock::{random_bytes, Clock, IdGenerator, RandomIds, SystemClock};
+use crate::domain::{Membership, Room, RoomId, UserId, Visibility};
+use crate::error::ChatError;
+use crate::events::Event;
+use crate::hub::Hub;
+use crate::notify::InProcessNotifier;
+use crate::ports::{Hint, HintKind, NodeId, Notifier, Store};
+
+pub use accounts::{LoginResult, Register, UpdateMe};
+pub use live::{Session, SessionEnd, SyncSince, SyncedRoom};
+pub use messages::{HistoryQuery, SendMessage, Sent};
+pub use rooms::{AddMember, CreateRoom, DirectRoom, MemberPage, RoomPage};
+
+/// The limits the engine enforces; each is a setting of the server.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// The longest message body, in characters (`CHAT_MAX_MESSAGE_CHARS`).
+    pub max_message_chars: usize,
+    /// The most rooms one user can be in; also bounds every list of a user's rooms.
+    pub max_rooms_per_user: u32,
+    /// Initial members a new room may name.
+    pub max_initial_members: usize,
+    /// Events queued per live session before it is cut as a slow consumer (`CHAT_WS_QUEUE`).
+    pub session_queue: usize,
+    /// Messages a `sync` replays per room before answering `complete: false`.
+    pub sync_max_messages: u32,
+    /// Password hashes computed at once.
+    pub max_concurrent_hashes: usize,
+    /// How long a refresh token stays valid, in seconds.
+    pub refresh_ttl_secs: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_chars: 4000,
+            max_rooms_per_user: 5000,
+            max_initial_members: 100,
+            session_queue: 1024,
+            sync_max_messages: 500,
+            max_concurrent_hashes: 4,
+            refresh_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// The chat engine. Cheap to clone: clones share one engine.
+#[derive(Clone, Debug)]
+pub struct ChatEngine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn Store>,
+    notifier: Arc<dyn Notifier>,
+    hub: Hub,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    hasher: PasswordHasher,
+    tokens: TokenIssuer,
+    limits: Limits,
+    node: NodeId,
+}
+
+/// Builds a [`ChatEngine`] from its ports; everything but the store has a default.
+#[derive(Debug)]
+pub struct ChatEngineBuilder {
+    store: Arc<dyn Store>,
+    notifier: Option<Arc<dyn Notifier>>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    tokens: Option<TokenIssuer>,
+    limits: Limits,
+}
+
+impl ChatEngineBuilder {
+    /// The bus shared with other nodes (default: an in-process bus, for one node).
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The id generator (default: random v4 UUIDs).
+    pub fn ids(mut self, ids: Arc<dyn IdGenerator>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// The access-token issuer (default: HS256 with a random secret, so tokens live as long as
+    /// the process; a server configures a persistent secret).
+    pub fn tokens(mut self, tokens: TokenIssuer) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The limits (default: [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Builds the engine and starts its bus listener on the current tokio runtime.
+    pub async fn build(self) -> Result<ChatEngine, ChatError> {
+        let tokens = match self.tokens {
+            Some(tokens) => tokens,
+            None => {
+                let mut secret = [0u8; 32];
+                random_bytes(&mut secret);
+                TokenIssuer::new(&secret, "chat-core", 3600).map_err(|e: TokenConfigError| {
+                    tracing::error!(error = %e, "default token issuer");
+                    ChatError::Internal
+                })?
+            }
+        };
+        let notifier = self
+            .notifier
+            .unwrap_or_else(|| Arc::new(InProcessNotifier::default()));
+        let bus = notifier.subscribe().await?;
+        let engine = ChatEngine {
+            inner: Arc::new(Inner {
+                store: self.store,
+                notifier,
+                hub: Hub::new(self.limits.session_queue),
+                hasher: PasswordHasher::new(self.limits.max_concurrent_hashes),
+                clock: self.clock,
+                node: NodeId(self.ids.new_id()),
+                ids: self.ids,
+                tokens,
+                limits: self.limits,
+            }),
+        };
+        bus::spawn(Arc::downgrade(&engine.inner), bus);
+        Ok(engine)
+    }
+}
+
+impl ChatEngine {
+    /// Starts building an engine on `store`.
+    pub fn builder(store: Arc<dyn Store>) -> ChatEngineBuilder {
+        ChatEngineBuilder {
+            store,
+            notifier: None,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+            tokens: None,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The node-local hub (for metrics).
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// Whether storage answers.
+    pub async fn ready(&self) -> Result<(), ChatError> {
+        self.inner.store.ping().await.map_err(ChatError::from)
+    }
+}
+
+impl Inner {
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The room if the user may see it: members see their rooms, everyone sees public rooms.
+    /// Anything else is `NotFound`, exactly like a room that does not exist.
+    async fn visible_room(
+        &self,
+        user: UserId,
+        room: RoomId,
+    ) -> Result<(Room, Option<Membership>), ChatError> {
+        let found = self.store().room(room).await?.ok_or(ChatError::NotFound)?;
+        let membership = self.store().membership(room, user).await?;
+        if membership.is_none() && found.visibility != Visibility::Public {
+            return Err(ChatError::NotFound);
+        }
+        Ok((found, membership))
+    }
+
+    /// The user's membership, for actions only members may take: a non-member of a public room
+    /// is `Forbidden`, of anything else `NotFound`.
+    async fn require_member(
+        &self,
+        user: UserId,
+        room: RoomId,
+        why: &'static str,
+    ) -> Result<(Room, Membership), ChatError> {
+        match self.visible_room(user, room).await? {
+            (room, Some(membership)) => Ok((room, membership)),
+            (_, None) => Err(ChatError::Forbidden(why)),
+        }
+    }
+
+    /// Tells this node's sessions and the other nodes about a change. The change is already
+    /// committed, so a failing bus costs only live delivery elsewhere, which `sync` recovers.
+    async fn announce(&self, event: Event, hint: HintKind) {
+        let room = event.room();
+        self.hub.publish(event.into_frame());
+        self.hint(room, hint).await;
+    }
+
+    async fn hint(&self, room: RoomId, kind: HintKind) {
+        let hint = Hint {
+            origin: self.node,
+            room,
+            kind,
+        };
+        if let Err(e) = self.notifier.publish(&[hint]).await {
+            tracing::warn!(error = %e, %room, "publishing a hint failed; other nodes will catch up on sync");
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Events pushed to live sessions. Each is serialized once and the same bytes go to every
+//! receiver, so an event never carries anything that depends on who receives it.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::domain::{Member, Message, MessageId, Rev, RoomId, Seq, UserId};
+
+/// A change that live sessions of a room's members are told about.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// A message was posted.
+    #[serde(rename = "message.created")]
+    MessageCreated {
+        /// The message.
+        message: Message,
+    },
+    /// A message was edited (also replayed by `sync` with a `rev`).
+    #[serde(rename = "message.updated")]
+    MessageUpdated {
+        /// The message as it is now.
+        message: Message,
+    },
+    /// A message was deleted (also replayed by `sync` with a `rev`).
+    #[serde(rename = "message.deleted")]
+    MessageDeleted {
+        /// Its room.
+        room_id: RoomId,
+        /// The message.
+        message_id: MessageId,
+        /// Its seq.
+        seq: Seq,
+        /// The room's rev at the deletion.
+        rev: Rev,
+    },
+    /// A user became a member.
+    #[serde(rename = "member.joined")]
+    MemberJoined {
+        /// The room.
+        room_id: RoomId,
+        /// The new member.
+        member: Member,
+    },
+    /// A membership ended (left or removed).
+    #[serde(rename = "member.left")]
+    MemberLeft {
+        /// The room.
+        room_id: RoomId,
+        /// The former member.
+        user_id: UserId,
+    },
+}
+
+impl Event {
+    /// The room the event belongs to.
+    pub fn room(&self) -> RoomId {
+        match self {
+            Event::MessageCreated { message } | Event::MessageUpdated { message } => {
+                message.room_id
+            }
+            Event::MessageDeleted { room_id, .. }
+            | Event::MemberJoined { room_id, .. }
+            | Event::MemberLeft { room_id, .. } => *room_id,
+        }
+    }
+
+    /// The seq that orders the event in its room's stream, for events that take one.
+    fn seq(&self) -> Option<Seq> {
+        match self {
+            Event::MessageCreated { message } => Some(message.seq),
+            _ => None,
+        }
+    }
+
+    /// Serializes the event once into the frame every receiver shares.
+    pub fn into_frame(self) -> Arc<Frame> {
+        let json = match serde_json::to_string(&self) {
+            Ok(json) => json,
+            // Our events hold only strings, numbers and ids: serialization cannot fail.
+            Err(e) => unreachable!("event serialization failed: {e}"),
+        };
+        Arc::new(Frame {
+            room: Some(self.room()),
+            seq: self.seq(),
+            json: json.into(),
+        })
+    }
+}
+
+/// A serialized event with what routing and ordering need to know of it.
+#[derive(Debug)]
+pub struct Frame {
+    /// The room it belongs to, if any.
+    pub room: Option<RoomId>,
+    /// Its seq in that room, for message creations (delivered in order, at most once).
+    pub seq: Option<Seq>,
+    /// The JSON text sent to clients.
+    pub json: Arc<str>,
+}

@@ -1,0 +1,314 @@
+//! The hub routes events to the live sessions of this node: per-room fan-out of one shared
+//! frame, each session behind a bounded queue. A session whose queue is full is cut (the
+//! connection is closed as a slow consumer), never allowed to grow.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+
+use crate::domain::{RoomId, Seq, UserId};
+use crate::events::Frame;
+
+/// What a session's queue carries.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// An event for the client.
+    Frame(Arc<Frame>),
+    /// The session now follows the room; live messages start after `baseline`.
+    Joined { room: RoomId, baseline: Seq },
+    /// The session no longer follows the room.
+    Left { room: RoomId },
+}
+
+/// The receiving end a session reads from.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    pub(crate) key: u64,
+    pub(crate) rx: mpsc::Receiver<Item>,
+    pub(crate) cut: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    user: UserId,
+    tx: mpsc::Sender<Item>,
+    cut: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Default)]
+struct Routes {
+    sessions: HashMap<u64, Entry>,
+    by_user: HashMap<UserId, HashSet<u64>>,
+    by_room: HashMap<RoomId, HashSet<u64>>,
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    /// Frames queued to sessions.
+    pub deliveries: AtomicU64,
+    /// Sessions cut because their queue was full.
+    pub slow_consumers: AtomicU64,
+}
+
+/// Routes frames to the sessions of this node.
+#[derive(Debug)]
+pub struct Hub {
+    routes: RwLock<Routes>,
+    queue_len: usize,
+    next_key: AtomicU64,
+    stats: HubStats,
+}
+
+impl Hub {
+    /// A hub whose sessions each queue at most `queue_len` items.
+    pub fn new(queue_len: usize) -> Hub {
+        Hub {
+            routes: RwLock::new(Routes::default()),
+            queue_len: queue_len.max(1),
+            next_key: AtomicU64::new(1),
+            stats: HubStats::default(),
+        }
+    }
+
+    /// Delivery counters.
+    pub fn stats(&self) -> &HubStats {
+        &self.stats
+    }
+
+    /// How many sessions are connected to this node.
+    pub fn session_count(&self) -> usize {
+        self.read().sessions.len()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Routes> {
+        // Route maps are updated in single statements that cannot panic halfway, so a
+        // poisoned lock still holds consistent routes.
+        self.routes.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Routes> {
+        self.routes.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a session of `user` following `rooms`.
+    pub(crate) fn register(&self, user: UserId, rooms: impl IntoIterator<Item = RoomId>) -> Inbox {
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.queue_len);
+        let cut = Arc::new(AtomicBool::new(false));
+        let mut routes = self.write();
+        routes.sessions.insert(
+            key,
+            Entry {
+                user,
+                tx,
+                cut: cut.clone(),
+            },
+        );
+        routes.by_user.entry(user).or_default().insert(key);
+        for room in rooms {
+            routes.by_room.entry(room).or_default().insert(key);
+        }
+        Inbox { key, rx, cut }
+    }
+
+    /// Makes one session follow or stop following rooms (used when a session learns of rooms
+    /// it was not registered for).
+    pub(crate) fn follow(&self, key: u64, room: RoomId) {
+        let mut routes = self.write();
+        if routes.sessions.contains_key(&key) {
+            routes.by_room.entry(room).or_default().insert(key);
+        }
+    }
+
+    /// Removes a session and its routes.
+    pub(crate) fn unregister(&self, key: u64) {
+        let mut routes = self.write();
+        let Some(entry) = routes.sessions.remove(&key) else {
+            return;
+        };
+        if let Some(keys) = routes.by_user.get_mut(&entry.user) {
+            keys.remove(&key);
+            if keys.is_empty() {
+                routes.by_user.remove(&entry.user);
+            }
+        }
+        routes.by_room.retain(|_, keys| {
+            keys.remove(&key);
+            !keys.is_empty()
+        });
+    }
+
+    /// Queues the frame to every session following its room.
+    pub fn publish(&self, frame: Arc<Frame>) {
+        let Some(room) = frame.room else {
+            return;
+        };
+        let full: Vec<u64> = {
+            let routes = self.read();
+            let Some(keys) = routes.by_room.get(&room) else {
+                return;
+            };
+            keys.iter()
+                .filter(|key| {
+                    routes
+                        .sessions
+                        .get(key)
+                        .is_some_and(|entry| !self.offer(entry, Item::Frame(frame.clone())))
+                })
+                .copied()
+                .collect()
+        };
+        for key in full {
+            self.unregister(key);
+        }
+    }
+
+    /// Makes every session of `user` follow `room`, live after `baseline`.
+    pub(crate) fn join(&self, user: UserId, room: RoomId, baseline: Seq) {
+        let full: Vec<u64> = {
+            let mut routes = self.write();
+            let keys: Vec<u64> = routes
+                .by_user
+                .get(&user)
+                .map(|k| k.iter().copied().collect())
+                .unwrap_or_default();
+            routes
+                .by_room
+                .entry(room)
+                .or_default()
+                .extend(keys.iter().copied());
+            keys.into_iter()
+                .filter(|key| {
+                    routes
+                        .sessions
+                        .get(key)
+                        .is_some_and(|entry| !self.offer(entry, Item::Joined { room, baseline }))
+                })
+                .collect()
+        };
+        for key in full {
+            self.unregister(key);
+        }
+    }
+
+    /// Stops every session of `user` following `room`, at once.
+    pub(crate) fn leave(&self, user: UserId, room: RoomId) {
+        let full: Vec<u64> = {
+            let mut routes = self.write();
+            let keys: Vec<u64> = routes
+                .by_user
+                .get(&user)
+                .map(|k| k.iter().copied().collect())
+                .unwrap_or_default();
+            if let Some(followers) = routes.by_room.get_mut(&room) {
+                for key in &keys {
+                    followers.remove(key);
+                }
+                if followers.is_empty() {
+                    routes.by_room.remove(&room);
+                }
+            }
+            keys.into_iter()
+                .filter(|key| {
+                    routes
+                        .sessions
+                        .get(key)
+                        .is_some_and(|entry| !self.offer(entry, Item::Left { room }))
+                })
+                .collect()
+        };
+        for key in full {
+            self.unregister(key);
+        }
+    }
+
+    /// The rooms some session of this node follows.
+    pub fn followed_rooms(&self) -> Vec<RoomId> {
+        self.read().by_room.keys().copied().collect()
+    }
+
+    /// Queues an item; `false` when the session is gone or full (and is then cut).
+    fn offer(&self, entry: &Entry, item: Item) -> bool {
+        match entry.tx.try_send(item) {
+            Ok(()) => {
+                self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                entry.cut.store(true, Ordering::SeqCst);
+                self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn frame(room: RoomId, n: i64) -> Arc<Frame> {
+        Arc::new(Frame {
+            room: Some(room),
+            seq: Some(Seq(n)),
+            json: format!("{{\"n\":{n}}}").into(),
+        })
+    }
+
+    #[test]
+    fn frames_reach_followers_of_the_room_only() {
+        let hub = Hub::new(8);
+        let room = RoomId(Uuid::new_v4());
+        let other = RoomId(Uuid::new_v4());
+        let mut a = hub.register(UserId(Uuid::new_v4()), [room]);
+        let mut b = hub.register(UserId(Uuid::new_v4()), [other]);
+        hub.publish(frame(room, 1));
+        assert!(matches!(a.rx.try_recv(), Ok(Item::Frame(f)) if f.seq == Some(Seq(1))));
+        assert!(b.rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_full_queue_cuts_the_session_and_spares_the_others() {
+        let hub = Hub::new(2);
+        let room = RoomId(Uuid::new_v4());
+        let slow = hub.register(UserId(Uuid::new_v4()), [room]);
+        let mut fast = hub.register(UserId(Uuid::new_v4()), [room]);
+        for n in 1..=3 {
+            hub.publish(frame(room, n));
+            assert!(fast.rx.try_recv().is_ok());
+        }
+        assert!(slow.cut.load(Ordering::SeqCst));
+        assert_eq!(hub.session_count(), 1);
+        assert_eq!(hub.stats().slow_consumers.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn join_and_leave_change_routes_at_once() {
+        let hub = Hub::new(8);
+        let user = UserId(Uuid::new_v4());
+        let room = RoomId(Uuid::new_v4());
+        let mut inbox = hub.register(user, []);
+        hub.join(user, room, Seq(4));
+        assert!(matches!(
+            inbox.rx.try_recv(),
+            Ok(Item::Joined {
+                baseline: Seq(4),
+                ..
+            })
+        ));
+        hub.publish(frame(room, 5));
+        assert!(matches!(inbox.rx.try_recv(), Ok(Item::Frame(_))));
+        hub.leave(user, room);
+        assert!(matches!(inbox.rx.try_recv(), Ok(Item::Left { .. })));
+        hub.publish(frame(room, 6));
+        assert!(inbox.rx.try_recv().is_err());
+        assert!(hub.followed_rooms().is_empty());
+        hub.unregister(inbox.key);
+        assert_eq!(hub.session_count(), 0);
+    }
+}
