@@ -78,6 +78,9 @@ pub enum ChatError {
     /// `not_found`: unknown, or not visible to the caller.
     #[error("not found")]
     NotFound,
+    /// `method_not_allowed`: the path exists, the method does not (raised by HTTP hosts).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// `conflict`: duplicate username/email, already a member, ...
     #[error("{0}")]
     Conflict(&'static str),

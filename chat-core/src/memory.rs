@@ -480,9 +480,13 @@ impl RoomStore for MemoryStore {
                 constraint: constraint::MEMBERSHIP,
             });
         }
-        let membership = new_membership(room, user, role, joined_at);
-        r.members.insert(user, membership.clone());
         let last_seq = r.last_seq;
+        let membership = Membership {
+            read_seq: last_seq,
+            delivered_seq: last_seq,
+            ..new_membership(room, user, role, joined_at)
+        };
+        r.members.insert(user, membership.clone());
         let member = s.member_view(&membership).ok_or(StoreError::NotFound)?;
         Ok((member, last_seq))
     }

@@ -583,6 +583,8 @@ pub async fn adding_members_reports_conflicts_and_the_baseline(store: Arc<dyn St
         .await
         .unwrap();
     assert_eq!(baseline, Seq(1));
+    let joined = store.membership(room, bob).await.unwrap().unwrap();
+    assert_eq!((joined.read_seq, joined.delivered_seq), (Seq(1), Seq(1)));
     assert_eq!(
         (member.room_id, member.user.id, member.role),
         (room, bob, Role::Member)

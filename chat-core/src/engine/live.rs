@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{ChatEngine, Inner};
 use crate::domain::{HistoryAnchor, Message, Rev, RoomId, RoomPosition, Seq, UserId};
 use crate::error::ChatError;
-use crate::events::Event;
+use crate::events::{Event, Frame};
 use crate::hub::{Inbox, Item};
 
 /// Why a session ended.
@@ -65,7 +65,18 @@ pub struct Session {
     inbox: Inbox,
     cursors: HashMap<RoomId, Cursor>,
     ready: VecDeque<Arc<str>>,
+    pending: Option<Fill>,
     positions: Vec<RoomPosition>,
+}
+
+/// A gap to fill from the store before live delivery of the room goes on.
+#[derive(Clone, Debug)]
+struct Fill {
+    room: RoomId,
+    /// Fill up to (not including) this seq; `None`: up to the newest.
+    until: Option<Seq>,
+    /// The live frame that revealed the gap, delivered after the fill.
+    then: Option<Arc<Frame>>,
 }
 
 impl Drop for Session {
@@ -106,6 +117,7 @@ impl ChatEngine {
             inbox,
             cursors,
             ready: VecDeque::new(),
+            pending: None,
             positions,
         })
     }
@@ -126,7 +138,8 @@ impl Session {
         &self.positions
     }
 
-    /// The next frame to send to the client.
+    /// The next frame to send to the client. Cancel-safe: a gap fill interrupted by the caller
+    /// is resumed by the next call, and nothing taken from the queue is lost.
     pub async fn next_frame(&mut self) -> Result<Arc<str>, SessionEnd> {
         loop {
             if self.inbox.cut.load(Ordering::SeqCst) {
@@ -134,6 +147,18 @@ impl Session {
             }
             if let Some(frame) = self.ready.pop_front() {
                 return Ok(frame);
+            }
+            if let Some(fill) = self.pending.clone() {
+                // Store reads fail only when storage is down; the client's next `sync` then
+                // recovers what this fill could not.
+                if let Err(e) = self.fill(&fill).await {
+                    tracing::warn!(error = %e, room = %fill.room, "filling a gap failed");
+                }
+                self.pending = None;
+                if let Some(frame) = fill.then {
+                    self.push_message(fill.room, &frame);
+                }
+                continue;
             }
             let Some(item) = self.inbox.rx.recv().await else {
                 return Err(if self.inbox.cut.load(Ordering::SeqCst) {
@@ -148,18 +173,15 @@ impl Session {
                         let Some(cursor) = self.cursors.get(&room).copied() else {
                             continue;
                         };
-                        if seq <= cursor.sent {
-                            continue;
-                        }
                         if seq > cursor.sent.next() {
-                            // Store reads fail only when storage is down; the client's next
-                            // `sync` then recovers what this fill could not.
-                            if let Err(e) = self.fill(room, cursor.sent, Some(seq)).await {
-                                tracing::warn!(error = %e, %room, "gap fill failed");
-                            }
+                            self.pending = Some(Fill {
+                                room,
+                                until: Some(seq),
+                                then: Some(frame),
+                            });
+                        } else {
+                            self.push_message(room, &frame);
                         }
-                        self.advance(room, seq);
-                        self.ready.push_back(frame.json.clone());
                     }
                     (Some(room), None) if !self.cursors.contains_key(&room) => continue,
                     _ => self.ready.push_back(frame.json.clone()),
@@ -177,14 +199,25 @@ impl Session {
                     );
                     // Messages committed after the join but published before this session
                     // followed the room never reach the queue: read them now.
-                    if let Err(e) = self.fill(room, baseline, None).await {
-                        tracing::warn!(error = %e, %room, "catch-up after join failed");
-                    }
+                    self.pending = Some(Fill {
+                        room,
+                        until: None,
+                        then: None,
+                    });
                 }
                 Item::Left { room } => {
                     self.cursors.remove(&room);
                 }
             }
+        }
+    }
+
+    /// Queues a live message frame unless this session already sent its seq.
+    fn push_message(&mut self, room: RoomId, frame: &Frame) {
+        let Some(seq) = frame.seq else { return };
+        if self.cursors.get(&room).is_some_and(|c| seq > c.sent) {
+            self.advance(room, seq);
+            self.ready.push_back(frame.json.clone());
         }
     }
 
@@ -194,27 +227,29 @@ impl Session {
         }
     }
 
-    /// Queues the messages after `from` (and before `until`, if given) as `message.created`.
-    async fn fill(&mut self, room: RoomId, from: Seq, until: Option<Seq>) -> Result<(), ChatError> {
-        let mut after = from;
+    /// Queues, as `message.created`, the messages after what this session sent of the room and
+    /// before `fill.until`. Starting from the cursor makes a resumed fill repeat nothing.
+    async fn fill(&mut self, fill: &Fill) -> Result<(), ChatError> {
         loop {
+            let Some(after) = self.cursors.get(&fill.room).map(|c| c.sent) else {
+                return Ok(());
+            };
             let page = self
                 .inner
                 .store()
-                .history(room, HistoryAnchor::After(after), 100)
+                .history(fill.room, HistoryAnchor::After(after), 100)
                 .await?;
-            let mut done = !page.has_more;
+            let mut done = !page.has_more || page.messages.is_empty();
             for message in page.messages {
-                if until.is_some_and(|u| message.seq >= u) {
+                if fill.until.is_some_and(|u| message.seq >= u) {
                     done = true;
                     break;
                 }
-                after = message.seq;
-                self.advance(room, message.seq);
+                self.advance(fill.room, message.seq);
                 self.ready
                     .push_back(frame_of(Event::MessageCreated { message }));
             }
-            if done || after == from {
+            if done {
                 return Ok(());
             }
         }

@@ -125,8 +125,10 @@ pub trait RoomStore: Send + Sync + Debug {
         room: RoomId,
         username_keys: &[String],
     ) -> Result<Vec<UserId>, StoreError>;
-    /// Adds a member; `Conflict` on [`constraint::MEMBERSHIP`] when already one, `NotFound` when
-    /// the room or user does not exist. Returns the member and the room's `last_seq` at joining.
+    /// Adds a member whose read and delivered watermarks start at the room's `last_seq` (what
+    /// was posted before joining is not unread); `Conflict` on [`constraint::MEMBERSHIP`] when
+    /// already one, `NotFound` when the room or user does not exist. Returns the member and that
+    /// `last_seq`.
     async fn add_member(
         &self,
         room: RoomId,
