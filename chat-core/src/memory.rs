@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     micros, Appended, Credentials, Cursor, HistoryAnchor, HistoryPage, Member, Membership,
-    MembershipView, Message, MessageId, NewMessage, NewRoom, PageSize, Rev, Role, Room, RoomId,
-    RoomKind, RoomListItem, RoomPosition, Seq, ThreadSummary, User, UserId, UserPatch,
+    MembershipView, Message, MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId, RoomKind,
+    RoomListItem, RoomPosition, Seq, ThreadSummary, User, UserId, UserPatch,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -323,7 +323,7 @@ impl RoomStore for MemoryStore {
         user: UserId,
         include_archived: bool,
         after: Option<Cursor>,
-        limit: PageSize,
+        limit: u32,
     ) -> Result<Vec<RoomListItem>, StoreError> {
         let s = self.lock();
         let mut items: Vec<(Cursor, &StoredRoom, &Membership)> = s
@@ -341,11 +341,11 @@ impl RoomStore for MemoryStore {
             .collect();
         // Descending on every key: pinned first, newest activity first, then id.
         let key = |c: &Cursor| (c.rank, c.at_micros, c.id);
-        items.sort_by(|a, b| key(&b.0).cmp(&key(&a.0)));
+        items.sort_by_key(|item| std::cmp::Reverse(key(&item.0)));
         Ok(items
             .into_iter()
             .filter(|(c, _, _)| after.is_none_or(|a| key(c) < key(&a)))
-            .take(limit.get() as usize)
+            .take(limit as usize)
             .map(|(_, r, m)| {
                 let unread: Vec<&Message> = r
                     .messages
@@ -410,7 +410,7 @@ impl RoomStore for MemoryStore {
         &self,
         room: RoomId,
         after: Option<Cursor>,
-        limit: PageSize,
+        limit: u32,
     ) -> Result<Vec<Member>, StoreError> {
         let s = self.lock();
         let Some(r) = s.rooms.get(&room) else {
@@ -422,7 +422,7 @@ impl RoomStore for MemoryStore {
         Ok(members
             .into_iter()
             .filter(|m| after.is_none_or(|a| key(m) > (a.at_micros, a.id)))
-            .take(limit.get() as usize)
+            .take(limit as usize)
             .filter_map(|m| s.member_view(m))
             .collect())
     }

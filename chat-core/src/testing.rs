@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::domain::{
     ClientId, Cursor, DisplayName, Email, HistoryAnchor, MessageBody, MessageId, MessageKind,
-    NewMessage, NewRoom, PageSize, Rev, Role, RoomId, RoomKind, Seq, SessionId, User, UserId,
-    UserPatch, Username, Visibility,
+    NewMessage, NewRoom, Rev, Role, RoomId, RoomKind, Seq, SessionId, User, UserId, UserPatch,
+    Username, Visibility,
 };
 use crate::error::StoreError;
 use crate::ports::{constraint, AuthSession, Store};
@@ -479,7 +479,7 @@ pub async fn room_lists_order_by_pin_and_activity_with_cursors(store: Arc<dyn St
     let mut m = text(r1, alice, "bump");
     m.created_at = t(4);
     store.append_message(&m).await.unwrap();
-    let page_size = PageSize::new(2).unwrap();
+    let page_size = 2;
     let first = store
         .rooms_of_user(alice, false, None, page_size)
         .await
@@ -501,7 +501,7 @@ pub async fn room_lists_order_by_pin_and_activity_with_cursors(store: Arc<dyn St
     assert_eq!(ids, vec![r2]);
     let bob = add_user(&store, "bob").await;
     assert!(store
-        .rooms_of_user(bob, true, None, PageSize::DEFAULT)
+        .rooms_of_user(bob, true, None, 50)
         .await
         .unwrap()
         .is_empty());
@@ -517,19 +517,13 @@ pub async fn room_lists_count_unread_and_mentions(store: Arc<dyn Store>) {
     let mut mention = text(room, bob, "@alice two");
     mention.mentions = vec![alice];
     store.append_message(&mention).await.unwrap();
-    let items = store
-        .rooms_of_user(alice, false, None, PageSize::DEFAULT)
-        .await
-        .unwrap();
+    let items = store.rooms_of_user(alice, false, None, 50).await.unwrap();
     assert_eq!(items.len(), 1);
     let view = &items[0].membership;
     assert_eq!(view.role, Role::Owner);
     assert_eq!(view.read_seq, Seq(1));
     assert_eq!((view.unread_count, view.mention_count), (2, 1));
-    let bobs = store
-        .rooms_of_user(bob, false, None, PageSize::DEFAULT)
-        .await
-        .unwrap();
+    let bobs = store.rooms_of_user(bob, false, None, 50).await.unwrap();
     assert_eq!(bobs[0].membership.read_seq, Seq(3));
     assert_eq!(
         (
@@ -554,20 +548,14 @@ pub async fn members_are_listed_oldest_first_without_email(store: Arc<dyn Store>
         .add_member(room, carol, Role::Member, t(6))
         .await
         .unwrap();
-    let first = store
-        .members(room, None, PageSize::new(2).unwrap())
-        .await
-        .unwrap();
+    let first = store.members(room, None, 2).await.unwrap();
     let ids: Vec<UserId> = first.iter().map(|m| m.user.id).collect();
     assert_eq!(ids, vec![alice, bob]);
     assert!(first.iter().all(|m| m.user.email.is_none()));
     assert_eq!(first[1].role, Role::Admin);
     assert_eq!(first[1].joined_at, t(5));
     let cursor = Cursor::new(0, first[1].joined_at, first[1].user.id.0);
-    let rest = store
-        .members(room, Some(cursor), PageSize::new(2).unwrap())
-        .await
-        .unwrap();
+    let rest = store.members(room, Some(cursor), 2).await.unwrap();
     let ids: Vec<UserId> = rest.iter().map(|m| m.user.id).collect();
     assert_eq!(ids, vec![carol]);
 }

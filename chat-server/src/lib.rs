@@ -1,1 +1,230 @@
+//! chat-server: the HTTP + WebSocket API of `chat-core`, served by warp.
+//!
+//! As a program, `cargo run --release -p chat-server` serves on 127.0.0.1:8080 with SQLite
+//! under `./data`. As a library, [`ChatApi`] is the API as one warp filter, to mount in an
+//! existing warp application:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use chat_core::{memory::MemoryStore, ChatEngine};
+//! use chat_server::{ApiSettings, ChatApi};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = ChatEngine::builder(Arc::new(MemoryStore::new())).build().await?;
+//! let api = ChatApi::new(engine, ApiSettings::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! warp::serve(api.filter()).incoming(listener).run().await;
+//! # Ok(())
+//! # }
+//! ```
 
+mod config;
+mod error;
+mod http;
+mod secret;
+mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_core::auth::TokenIssuer;
+use chat_core::engine::Limits;
+use chat_core::{ChatEngine, ChatError, StoreError};
+use chat_store_sqlite::{SqliteOptions, SqliteStore};
+use tokio::sync::watch;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::Filter;
+
+pub use config::Config;
+
+/// The HTTP-side limits and settings of the API.
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    /// Largest JSON request body in bytes.
+    pub max_body_bytes: u64,
+    /// Largest inbound WebSocket frame or message in bytes.
+    pub ws_max_frame_bytes: usize,
+    /// Idle time before the server pings a WebSocket, and how long it waits for the answer.
+    pub ws_ping_interval: Duration,
+    /// Browser origins allowed to open the WebSocket besides the server's own.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            max_body_bytes: 1024 * 1024,
+            ws_max_frame_bytes: 64 * 1024,
+            ws_ping_interval: Duration::from_secs(30),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct State {
+    engine: ChatEngine,
+    settings: Arc<ApiSettings>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// The chat API: every route of API.md over one engine.
+#[derive(Debug)]
+pub struct ChatApi {
+    state: State,
+    shutdown: watch::Sender<bool>,
+}
+
+impl ChatApi {
+    /// The API over `engine`.
+    pub fn new(engine: ChatEngine, settings: ApiSettings) -> ChatApi {
+        let (shutdown, rx) = watch::channel(false);
+        ChatApi {
+            state: State {
+                engine,
+                settings: Arc::new(settings),
+                shutdown: rx,
+            },
+            shutdown,
+        }
+    }
+
+    /// The routes as one warp filter; errors and unknown routes answer in the API's shape.
+    pub fn filter(&self) -> BoxedFilter<(Response,)> {
+        let log = warp::log::custom(|info| {
+            tracing::info!(
+                method = %info.method(),
+                path = info.path(),
+                status = info.status().as_u16(),
+                elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
+                "request"
+            );
+        });
+        ws::route(&self.state)
+            .or(http::routes(&self.state))
+            .unify()
+            .recover(error::recover)
+            .unify()
+            .with(log)
+            .map(warp::Reply::into_response)
+            .boxed()
+    }
+
+    /// Closes every WebSocket with 1001 (going away); HTTP requests are not affected.
+    pub fn close_sockets(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The store could not be opened.
+    #[error("opening the store failed: {0}")]
+    Store(#[from] StoreError),
+    /// The engine could not start.
+    #[error("starting the engine failed: {0}")]
+    Engine(#[from] ChatError),
+    /// A file or socket could not be used.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running server: its address, and the handle that stops it.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    api: ChatApi,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    store: SqliteStore,
+}
+
+impl RunningServer {
+    /// The address it listens on (with the real port when configured with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops gracefully: no new connections, in-flight requests finish, WebSockets close with
+    /// 1001, then the store is closed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        self.api.close_sockets();
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the server task failed");
+        }
+        self.store.close().await;
+    }
+}
+
+/// Opens the store, builds the engine and starts serving, all from `config`.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let options = SqliteOptions {
+        max_read_connections: config.db_max_connections.max(1),
+        ..SqliteOptions::default()
+    };
+    let store = match config.database_url.as_deref() {
+        None => SqliteStore::open(&config.data_dir.join("chat.db"), options).await?,
+        Some(url) if url.starts_with("sqlite:") => SqliteStore::connect(url, options).await?,
+        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+            return Err(StartError::Config(
+                "PostgreSQL is not supported by this build yet; use a sqlite: URL".into(),
+            ))
+        }
+        Some(_) => {
+            return Err(StartError::Config(
+                "CHAT_DATABASE_URL must start with sqlite:".into(),
+            ))
+        }
+    };
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => secret::load_or_create(&config.data_dir)?,
+    };
+    let tokens = TokenIssuer::new(secret.as_bytes(), &config.jwt_issuer, config.jwt_ttl_secs)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let limits = Limits {
+        max_message_chars: config.max_message_chars,
+        max_rooms_per_user: config.max_rooms_per_user,
+        session_queue: config.ws_queue,
+        ..Limits::default()
+    };
+    let engine = ChatEngine::builder(Arc::new(store.clone()))
+        .tokens(tokens)
+        .limits(limits)
+        .build()
+        .await?;
+    let api = ChatApi::new(
+        engine,
+        ApiSettings {
+            max_body_bytes: config.max_body_bytes,
+            ws_max_frame_bytes: config.ws_max_frame_bytes,
+            ws_ping_interval: Duration::from_secs(config.ws_ping_secs.max(1)),
+            allowed_origins: config.allowed_origins.clone(),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = warp::serve(api.filter())
+        .incoming(listener)
+        .graceful(async {
+            let _ = stopped.await;
+        });
+    let task = tokio::spawn(server.run());
+    Ok(RunningServer {
+        addr,
+        api,
+        stop,
+        task,
+        store,
+    })
+}

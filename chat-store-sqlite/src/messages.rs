@@ -376,7 +376,6 @@ impl MessageStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use chat_core::domain::PageSize;
     use chat_core::ports::RoomStore;
 
     use super::*;
@@ -399,10 +398,7 @@ mod tests {
         let tombstone = store.message(room, gone).await.unwrap().unwrap();
         assert!(tombstone.deleted);
         assert_eq!(tombstone.body, None);
-        let items = store
-            .rooms_of_user(alice, false, None, PageSize::DEFAULT)
-            .await
-            .unwrap();
+        let items = store.rooms_of_user(alice, false, None, 50).await.unwrap();
         assert_eq!(items[0].membership.unread_count, 1);
     }
 
@@ -422,10 +418,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(stored, appended.message);
-        let items = store
-            .rooms_of_user(alice, false, None, PageSize::DEFAULT)
-            .await
-            .unwrap();
+        let items = store.rooms_of_user(alice, false, None, 50).await.unwrap();
         assert_eq!(items[0].membership.mention_count, 1);
     }
 

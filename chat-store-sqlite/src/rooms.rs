@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use chat_core::domain::{
-    from_micros, micros, Cursor, Member, Membership, MembershipView, NewRoom, PageSize, Rev, Role,
-    Room, RoomId, RoomKind, RoomListItem, RoomPosition, Seq, User, UserId, Visibility,
+    from_micros, micros, Cursor, Member, Membership, MembershipView, NewRoom, Rev, Role, Room,
+    RoomId, RoomKind, RoomListItem, RoomPosition, Seq, User, UserId, Visibility,
 };
 use chat_core::ports::{constraint, RoomStore};
 use chat_core::StoreError;
@@ -427,14 +427,14 @@ impl RoomStore for SqliteStore {
         user: UserId,
         include_archived: bool,
         after: Option<Cursor>,
-        limit: PageSize,
+        limit: u32,
     ) -> Result<Vec<RoomListItem>, StoreError> {
         let mut q = my_rooms(user);
         q.columns(ROOM_COLUMNS.map(|c| (Rooms::Table, c)))
             .columns(MEMBERSHIP_COLUMNS.map(|c| (Memberships::Table, c)))
             .expr_as(unread(user, false), Derived::UnreadCount)
             .expr_as(unread(user, true), Derived::MentionCount)
-            .limit(u64::from(limit.get()));
+            .limit(u64::from(limit));
         if !include_archived {
             q.and_where(Expr::col((Memberships::Table, Memberships::Archived)).eq(false));
         }
@@ -507,7 +507,7 @@ impl RoomStore for SqliteStore {
         &self,
         room: RoomId,
         after: Option<Cursor>,
-        limit: PageSize,
+        limit: u32,
     ) -> Result<Vec<Member>, StoreError> {
         let joined_at = (Memberships::Table, Memberships::JoinedAt);
         let user_id = (Memberships::Table, Memberships::UserId);
@@ -526,7 +526,7 @@ impl RoomStore for SqliteStore {
             .and_where(Expr::col((Memberships::Table, Memberships::RoomId)).eq(room.0))
             .order_by(joined_at, Order::Asc)
             .order_by(user_id, Order::Asc)
-            .limit(u64::from(limit.get()));
+            .limit(u64::from(limit));
         if let Some(after) = after {
             q.and_where(
                 Expr::tuple([Expr::col(joined_at).into(), Expr::col(user_id).into()])
@@ -707,7 +707,7 @@ mod tests {
         after: Option<Cursor>,
     ) -> Vec<RoomId> {
         store
-            .rooms_of_user(user, archived, after, PageSize::new(1).unwrap())
+            .rooms_of_user(user, archived, after, 1)
             .await
             .unwrap()
             .into_iter()
@@ -731,10 +731,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = store
-                .rooms_of_user(alice, false, after, PageSize::new(1).unwrap())
-                .await
-                .unwrap();
+            let page = store.rooms_of_user(alice, false, after, 1).await.unwrap();
             let Some(item) = page.first() else { break };
             seen.push(item.room.id);
             after = Some(Cursor::new(
@@ -745,10 +742,7 @@ mod tests {
         }
         assert_eq!(seen, vec![pinned, busy, old]);
         assert_eq!(list(&store, alice, true, None).await, vec![pinned]);
-        let everything = store
-            .rooms_of_user(alice, true, None, PageSize::new(100).unwrap())
-            .await
-            .unwrap();
+        let everything = store.rooms_of_user(alice, true, None, 100).await.unwrap();
         assert_eq!(everything.len(), 4);
         let last = everything[1]
             .room

@@ -41,9 +41,11 @@ async fn apply(inner: &Arc<Inner>, hint: &Hint) -> Result<(), ChatError> {
     match hint.kind {
         HintKind::Message { seq } => publish_message(inner, room, seq).await,
         HintKind::MemberJoined { user, baseline } => {
-            inner.hub.join(user, room, baseline);
+            // Read first, so that the sessions get `member.joined` right after they start
+            // following the room. No membership: it already ended, and its hint follows.
             if let Some(m) = inner.store().membership(room, user).await? {
                 let member = inner.member_view(m).await?;
+                inner.hub.join(user, room, baseline);
                 inner.hub.publish(
                     Event::MemberJoined {
                         room_id: room,

@@ -3,7 +3,7 @@
 //! whether it comes live or from a `sync` replay. Gaps it can see (a message seq beyond the
 //! next expected one) are filled from the store, which is the source of truth.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -66,6 +66,10 @@ pub struct Session {
     cursors: HashMap<RoomId, Cursor>,
     ready: VecDeque<Arc<str>>,
     pending: Option<Fill>,
+    /// Rooms joined while connected whose catch-up read is still owed. It runs after the
+    /// room's next event (the `member.joined` that follows the join), so the client learns of
+    /// the membership before it gets the room's messages.
+    catch_up: HashSet<RoomId>,
     positions: Vec<RoomPosition>,
 }
 
@@ -118,6 +122,7 @@ impl ChatEngine {
             cursors,
             ready: VecDeque::new(),
             pending: None,
+            catch_up: HashSet::new(),
             positions,
         })
     }
@@ -173,7 +178,14 @@ impl Session {
                         let Some(cursor) = self.cursors.get(&room).copied() else {
                             continue;
                         };
-                        if seq > cursor.sent.next() {
+                        if self.catch_up.remove(&room) {
+                            // Everything committed since the join, this message included.
+                            self.pending = Some(Fill {
+                                room,
+                                until: None,
+                                then: Some(frame),
+                            });
+                        } else if seq > cursor.sent.next() {
                             self.pending = Some(Fill {
                                 room,
                                 until: Some(seq),
@@ -184,6 +196,16 @@ impl Session {
                         }
                     }
                     (Some(room), None) if !self.cursors.contains_key(&room) => continue,
+                    (Some(room), None) => {
+                        self.ready.push_back(frame.json.clone());
+                        if self.catch_up.remove(&room) {
+                            self.pending = Some(Fill {
+                                room,
+                                until: None,
+                                then: None,
+                            });
+                        }
+                    }
                     _ => self.ready.push_back(frame.json.clone()),
                 },
                 Item::Joined { room, baseline } => {
@@ -198,15 +220,13 @@ impl Session {
                         },
                     );
                     // Messages committed after the join but published before this session
-                    // followed the room never reach the queue: read them now.
-                    self.pending = Some(Fill {
-                        room,
-                        until: None,
-                        then: None,
-                    });
+                    // followed the room never reach the queue: read them after the
+                    // `member.joined` that follows this item.
+                    self.catch_up.insert(room);
                 }
                 Item::Left { room } => {
                     self.cursors.remove(&room);
+                    self.catch_up.remove(&room);
                 }
             }
         }

@@ -72,6 +72,13 @@ fn parse_cursor(cursor: Option<&str>) -> Result<Option<Cursor>, ChatError> {
         .transpose()
 }
 
+/// Whether the list, fetched with one extra item, has more than a page; keeps only the page.
+fn more_than<T>(items: &mut Vec<T>, limit: PageSize) -> bool {
+    let more = items.len() > limit.get() as usize;
+    items.truncate(limit.get() as usize);
+    more
+}
+
 fn parse_user_id(raw: &str) -> Result<UserId, &'static str> {
     raw.parse().map_err(|_| "must be a user id")
 }
@@ -151,12 +158,12 @@ impl ChatEngine {
         limit: PageSize,
     ) -> Result<RoomPage, ChatError> {
         let after = parse_cursor(cursor)?;
-        let rooms = self
+        let mut rooms = self
             .inner
             .store()
-            .rooms_of_user(actor, include_archived, after, limit)
+            .rooms_of_user(actor, include_archived, after, limit.get() + 1)
             .await?;
-        let next_cursor = (rooms.len() == limit.get() as usize)
+        let next_cursor = more_than(&mut rooms, limit)
             .then(|| rooms.last())
             .flatten()
             .map(|last| {
@@ -231,8 +238,12 @@ impl ChatEngine {
     ) -> Result<MemberPage, ChatError> {
         self.inner.visible_room(actor, room).await?;
         let after = parse_cursor(cursor)?;
-        let members = self.inner.store().members(room, after, limit).await?;
-        let next_cursor = (members.len() == limit.get() as usize)
+        let mut members = self
+            .inner
+            .store()
+            .members(room, after, limit.get() + 1)
+            .await?;
+        let next_cursor = more_than(&mut members, limit)
             .then(|| members.last())
             .flatten()
             .map(|m| Cursor::new(0, m.joined_at, m.user.id.0).encode());

@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Appended, Credentials, Cursor, HistoryAnchor, HistoryPage, Member, Membership, Message,
-    MessageId, NewMessage, NewRoom, PageSize, Rev, Role, Room, RoomId, RoomListItem, RoomPosition,
-    Seq, SessionId, User, UserId, UserPatch,
+    MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId, RoomListItem, RoomPosition, Seq,
+    SessionId, User, UserId, UserPatch,
 };
 use crate::error::StoreError;
 
@@ -87,14 +87,14 @@ pub trait RoomStore: Send + Sync + Debug {
     ) -> Result<(RoomId, bool), StoreError>;
     /// The room with this id.
     async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError>;
-    /// A page of the user's rooms, pinned first, then by last activity (the newest message, else
+    /// Up to `limit` of the user's rooms, pinned first, then by last activity (the newest message, else
     /// creation), newest first, then by id descending; `after` is the previous page's last item.
     async fn rooms_of_user(
         &self,
         user: UserId,
         include_archived: bool,
         after: Option<Cursor>,
-        limit: PageSize,
+        limit: u32,
     ) -> Result<Vec<RoomListItem>, StoreError>;
     /// Where each of the user's rooms stands (at most `max` rooms).
     async fn room_positions(&self, user: UserId, max: u32)
@@ -105,12 +105,12 @@ pub trait RoomStore: Send + Sync + Debug {
         room: RoomId,
         user: UserId,
     ) -> Result<Option<Membership>, StoreError>;
-    /// A page of the room's members, oldest first (by `joined_at`, then user id).
+    /// Up to `limit` of the room's members, oldest first (by `joined_at`, then user id).
     async fn members(
         &self,
         room: RoomId,
         after: Option<Cursor>,
-        limit: PageSize,
+        limit: u32,
     ) -> Result<Vec<Member>, StoreError>;
     /// The member who joined first among those with `role`, other than `except`.
     async fn oldest_member(

@@ -1,0 +1,89 @@
+//! Configuration from CLI flags and `CHAT_*` environment variables. Nothing is required: the
+//! defaults serve on 127.0.0.1:8080 with SQLite and a generated secret under `./data`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// The server's settings; every flag also reads its `CHAT_*` variable.
+#[derive(Clone, Parser)]
+#[command(
+    name = "chat-server",
+    version,
+    about = "A chat server: HTTP + WebSocket API over chat-core"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CHAT_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Directory for the SQLite database and the generated JWT secret.
+    #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Database URL (`sqlite:...`); default: `chat.db` in the data directory.
+    #[arg(long, env = "CHAT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Connections the store's read pool may open.
+    #[arg(long, env = "CHAT_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    pub db_max_connections: u32,
+    /// HS256 secret for access tokens, at least 32 bytes; default: generated once and kept in
+    /// the data directory.
+    #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// The `iss` claim of issued tokens, required on presented ones.
+    #[arg(long, env = "CHAT_JWT_ISSUER", default_value = "chat-server")]
+    pub jwt_issuer: String,
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "CHAT_JWT_TTL_SECS", default_value_t = 3600)]
+    pub jwt_ttl_secs: i64,
+    /// Longest message body in characters.
+    #[arg(long, env = "CHAT_MAX_MESSAGE_CHARS", default_value_t = 4000)]
+    pub max_message_chars: usize,
+    /// Largest JSON request body in bytes.
+    #[arg(long, env = "CHAT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: u64,
+    /// Most rooms a user can be in (bounds every list of a user's rooms).
+    #[arg(long, env = "CHAT_MAX_ROOMS_PER_USER", default_value_t = 5000)]
+    pub max_rooms_per_user: u32,
+    /// Events queued per WebSocket before it is closed as a slow consumer (4008).
+    #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 1024)]
+    pub ws_queue: usize,
+    /// Largest inbound WebSocket frame/message in bytes (a larger one closes with 1009).
+    #[arg(long, env = "CHAT_WS_MAX_FRAME_BYTES", default_value_t = 65536)]
+    pub ws_max_frame_bytes: usize,
+    /// Seconds between server pings on an idle WebSocket; one unanswered for as long again
+    /// closes it.
+    #[arg(long, env = "CHAT_WS_PING_SECS", default_value_t = 30)]
+    pub ws_ping_secs: u64,
+    /// Browser origins allowed to open the WebSocket (comma-separated); same-origin requests and
+    /// requests without `Origin` are always allowed.
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Log filter (`info`, `chat_server=debug,warn`, ...).
+    #[arg(long, env = "CHAT_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_ttl_secs", &self.jwt_ttl_secs)
+            .field("max_message_chars", &self.max_message_chars)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("ws_queue", &self.ws_queue)
+            .field("ws_max_frame_bytes", &self.ws_max_frame_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// The settings with no flag given (`CHAT_*` variables still apply).
+    pub fn defaults() -> Config {
+        Config::parse_from(["chat-server"])
+    }
+}

@@ -1,0 +1,111 @@
+//! `/v1/auth/*`, `/v1/users/*`: registration, sign-in, tokens and profiles.
+
+use std::collections::HashMap;
+
+use chat_core::auth::Identity;
+use chat_core::engine::{Register, UpdateMe};
+use chat_core::{ChatEngine, ChatError};
+use serde::Deserialize;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::{authenticated, json_body, path_id, respond, with_engine};
+use crate::State;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    login: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Refresh {
+    refresh_token: String,
+}
+
+pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
+    let max = state.settings.max_body_bytes;
+    let register = warp::path!("v1" / "auth" / "register")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(json_body::<Register>(max))
+        .then(|engine: ChatEngine, input| async move {
+            respond(StatusCode::CREATED, engine.register(input).await)
+        });
+    let login = warp::path!("v1" / "auth" / "login")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(json_body::<Login>(max))
+        .then(|engine: ChatEngine, input: Login| async move {
+            respond(
+                StatusCode::OK,
+                engine.login(&input.login, &input.password).await,
+            )
+        });
+    // The OAuth2 password grant form, so OpenAPI tools' "Authorize" buttons can sign in.
+    let token = warp::path!("v1" / "auth" / "token")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(warp::body::content_length_limit(max))
+        .and(warp::body::bytes())
+        .then(|engine: ChatEngine, body: bytes::Bytes| async move {
+            let form: HashMap<String, String> =
+                serde_urlencoded::from_bytes(&body).unwrap_or_default();
+            let result = match (form.get("username"), form.get("password")) {
+                (Some(user), Some(password)) => engine.login(user, password).await,
+                _ => Err(ChatError::Unauthorized),
+            };
+            respond(StatusCode::OK, result)
+        });
+    let refresh = warp::path!("v1" / "auth" / "refresh")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(json_body::<Refresh>(max))
+        .then(|engine: ChatEngine, input: Refresh| async move {
+            respond(StatusCode::OK, engine.refresh(&input.refresh_token).await)
+        });
+    let me = warp::path!("v1" / "users" / "me")
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .then(|engine: ChatEngine, who: Identity| async move {
+            respond(StatusCode::OK, engine.me(who.user).await)
+        });
+    let update_me = warp::path!("v1" / "users" / "me")
+        .and(warp::patch())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<UpdateMe>(max))
+        .then(|engine: ChatEngine, who: Identity, input| async move {
+            respond(StatusCode::OK, engine.update_me(who.user, input).await)
+        });
+    let user = warp::path!("v1" / "users" / String)
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .then(|id: String, engine: ChatEngine, who: Identity| async move {
+            let result = match path_id(&id) {
+                Ok(id) => engine.user(who.user, id).await,
+                Err(e) => Err(e),
+            };
+            respond(StatusCode::OK, result)
+        });
+    register
+        .or(login)
+        .unify()
+        .or(token)
+        .unify()
+        .or(refresh)
+        .unify()
+        .or(me)
+        .unify()
+        .or(update_me)
+        .unify()
+        .or(user)
+        .unify()
+        .boxed()
+}

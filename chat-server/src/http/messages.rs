@@ -1,0 +1,67 @@
+//! `/v1/rooms/{id}/messages/*`: sending and reading messages.
+
+use chat_core::auth::Identity;
+use chat_core::domain::{MessageId, RoomId};
+use chat_core::engine::{HistoryQuery, SendMessage};
+use chat_core::ChatEngine;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::{authenticated, json_body, path_id, query, respond, with_engine, Query};
+use crate::State;
+
+pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
+    let max = state.settings.max_body_bytes;
+    let send = warp::path!("v1" / "rooms" / String / "messages")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<SendMessage>(max))
+        .then(
+            |room: String, engine: ChatEngine, who: Identity, input| async move {
+                let result = async { engine.send(who.user, path_id(&room)?, input).await };
+                match result.await {
+                    // A repeated client id answers 200 with the original: nothing was created.
+                    Ok(sent) if !sent.created => respond(StatusCode::OK, Ok(sent.message)),
+                    Ok(sent) => respond(StatusCode::CREATED, Ok(sent.message)),
+                    Err(e) => respond::<()>(StatusCode::OK, Err(e)),
+                }
+            },
+        );
+    let history = warp::path!("v1" / "rooms" / String / "messages")
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(query())
+        .then(
+            |room: String, engine: ChatEngine, who: Identity, q: Query| async move {
+                let result = async {
+                    let room: RoomId = path_id(&room)?;
+                    let query = HistoryQuery {
+                        before: q.int("before")?,
+                        after: q.int("after")?,
+                        limit: Some(q.limit()?),
+                    };
+                    engine.history(who.user, room, query).await
+                };
+                respond(StatusCode::OK, result.await)
+            },
+        );
+    let one = warp::path!("v1" / "rooms" / String / "messages" / String)
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .then(
+            |room: String, id: String, engine: ChatEngine, who: Identity| async move {
+                let result = async {
+                    let room: RoomId = path_id(&room)?;
+                    let id: MessageId = path_id(&id)?;
+                    engine.message(who.user, room, id).await
+                };
+                respond(StatusCode::OK, result.await)
+            },
+        );
+    send.or(history).unify().or(one).unify().boxed()
+}

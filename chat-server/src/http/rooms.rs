@@ -1,0 +1,166 @@
+//! `/v1/rooms/*` and `/v1/dms`: rooms, members and direct rooms.
+
+use chat_core::auth::Identity;
+use chat_core::domain::{RoomId, UserId};
+use chat_core::engine::{AddMember, CreateRoom};
+use chat_core::{ChatEngine, ChatError};
+use serde::Deserialize;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::{authenticated, json_body, no_content, path_id, query, respond, with_engine, Query};
+use crate::State;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenDirect {
+    user_id: String,
+}
+
+pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
+    let max = state.settings.max_body_bytes;
+    let create = warp::path!("v1" / "rooms")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<CreateRoom>(max))
+        .then(|engine: ChatEngine, who: Identity, input| async move {
+            respond(
+                StatusCode::CREATED,
+                engine.create_room(who.user, input).await,
+            )
+        });
+    let list = warp::path!("v1" / "rooms")
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(query())
+        .then(|engine: ChatEngine, who: Identity, q: Query| async move {
+            let result = async {
+                let archived = q.bool("include_archived", false)?;
+                let limit = q.limit()?;
+                engine
+                    .rooms(who.user, archived, q.text("cursor"), limit)
+                    .await
+            };
+            respond(StatusCode::OK, result.await)
+        });
+    let get = warp::path!("v1" / "rooms" / String)
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .then(
+            |room: String, engine: ChatEngine, who: Identity| async move {
+                let result = async { engine.room(who.user, path_id(&room)?).await };
+                respond(StatusCode::OK, result.await)
+            },
+        );
+    let join = warp::path!("v1" / "rooms" / String / "join")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .then(
+            |room: String, engine: ChatEngine, who: Identity| async move {
+                let result = async { engine.join(who.user, path_id(&room)?).await };
+                respond(StatusCode::OK, result.await)
+            },
+        );
+    let leave = warp::path!("v1" / "rooms" / String / "leave")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .then(
+            |room: String, engine: ChatEngine, who: Identity| async move {
+                let result = async { engine.leave(who.user, path_id(&room)?).await };
+                no_content(result.await)
+            },
+        );
+    let members = warp::path!("v1" / "rooms" / String / "members")
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(query())
+        .then(
+            |room: String, engine: ChatEngine, who: Identity, q: Query| async move {
+                let result = async {
+                    let room: RoomId = path_id(&room)?;
+                    let limit = q.limit()?;
+                    engine
+                        .members(who.user, room, q.text("cursor"), limit)
+                        .await
+                };
+                respond(StatusCode::OK, result.await)
+            },
+        );
+    let add_member = warp::path!("v1" / "rooms" / String / "members")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<AddMember>(max))
+        .then(
+            |room: String, engine: ChatEngine, who: Identity, input| async move {
+                let result = async { engine.add_member(who.user, path_id(&room)?, input).await };
+                respond(StatusCode::CREATED, result.await)
+            },
+        );
+    let remove_member = warp::path!("v1" / "rooms" / String / "members" / String)
+        .and(warp::delete())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(query())
+        .then(
+            |room: String, user: String, engine: ChatEngine, who: Identity, q: Query| async move {
+                let result = async {
+                    let room: RoomId = path_id(&room)?;
+                    let user: UserId = path_id(&user)?;
+                    if q.bool("ban", false)? {
+                        return Err(ChatError::BadRequest(
+                            "bans are not available on this server yet".into(),
+                        ));
+                    }
+                    engine.remove_member(who.user, room, user).await
+                };
+                no_content(result.await)
+            },
+        );
+    let direct = warp::path!("v1" / "dms")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<OpenDirect>(max))
+        .then(
+            |engine: ChatEngine, who: Identity, input: OpenDirect| async move {
+                match engine.open_direct(who.user, &input.user_id).await {
+                    Ok(direct) => {
+                        let status = if direct.created {
+                            StatusCode::CREATED
+                        } else {
+                            StatusCode::OK
+                        };
+                        respond(status, Ok(direct.room))
+                    }
+                    Err(e) => respond::<()>(StatusCode::OK, Err(e)),
+                }
+            },
+        );
+    create
+        .or(list)
+        .unify()
+        .or(get)
+        .unify()
+        .or(join)
+        .unify()
+        .or(leave)
+        .unify()
+        .or(members)
+        .unify()
+        .or(add_member)
+        .unify()
+        .or(remove_member)
+        .unify()
+        .or(direct)
+        .unify()
+        .boxed()
+}

@@ -1,0 +1,383 @@
+//! The WebSocket protocol of API.md on top of [`chat_core::Session`]: one connection carries
+//! every room of the user. Frames are JSON text; limits on inbound frame size, the outbound
+//! queue (in the session) and idle time are explicit settings.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chat_core::domain::{RoomId, User};
+use chat_core::engine::{SendMessage, SessionEnd, SyncSince, SyncedRoom};
+use chat_core::{ChatEngine, ChatError, Session};
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::watch;
+use warp::filters::ws::{Message, WebSocket, Ws};
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::error::{error_response, status_and_code};
+use crate::http::{bearer, query, Query};
+use crate::State;
+
+/// Close codes the server uses.
+mod close {
+    pub(super) const GOING_AWAY: u16 = 1001;
+    pub(super) const POLICY: u16 = 1008;
+    pub(super) const TOO_BIG: u16 = 1009;
+    pub(super) const INTERNAL: u16 = 1011;
+    pub(super) const SLOW_CONSUMER: u16 = 4008;
+}
+
+/// `GET /v1/ws`: authenticates before the upgrade (`401`), checks the browser `Origin`
+/// (`403`), then runs the protocol.
+pub(crate) fn route(state: &State) -> BoxedFilter<(Response,)> {
+    let state = state.clone();
+    warp::path!("v1" / "ws")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("sec-websocket-protocol"))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(query())
+        .and(warp::ws())
+        .then(
+            move |authorization: Option<String>,
+                  protocols: Option<String>,
+                  origin: Option<String>,
+                  host: Option<String>,
+                  q: Query,
+                  ws: Ws| {
+                let state = state.clone();
+                async move {
+                    if !origin_allowed(origin.as_deref(), host.as_deref(), &state) {
+                        return error_response(&ChatError::Forbidden("origin not allowed"));
+                    }
+                    // A browser cannot set headers on a WebSocket, so it may send the token as
+                    // the second subprotocol; the server then answers with `bearer`.
+                    let from_protocol = protocols.as_deref().and_then(|p| {
+                        let mut parts = p.split(',').map(str::trim);
+                        (parts.next() == Some("bearer"))
+                            .then(|| parts.next())
+                            .flatten()
+                    });
+                    let token = bearer(authorization.as_deref())
+                        .or(from_protocol)
+                        .or(q.text("token"));
+                    let Some(token) = token else {
+                        return error_response(&ChatError::Unauthorized);
+                    };
+                    let identity = match state.engine.authenticate(token).await {
+                        Ok(identity) => identity,
+                        Err(e) => return error_response(&e),
+                    };
+                    let limit = state.settings.ws_max_frame_bytes;
+                    let upgrade = ws
+                        .max_frame_size(limit)
+                        .max_message_size(limit)
+                        .on_upgrade(move |socket| serve(socket, state, identity.user));
+                    if from_protocol.is_some() {
+                        warp::reply::with_header(upgrade, "sec-websocket-protocol", "bearer")
+                            .into_response()
+                    } else {
+                        upgrade.into_response()
+                    }
+                }
+            },
+        )
+        .boxed()
+}
+
+/// Same-origin requests and those without `Origin` (not from a browser) pass; others must be
+/// listed in `CHAT_ALLOWED_ORIGINS`.
+fn origin_allowed(origin: Option<&str>, host: Option<&str>, state: &State) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let same_origin = host.is_some_and(|host| {
+        origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
+    });
+    same_origin
+        || state
+            .settings
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.trim_end_matches('/') == origin.trim_end_matches('/'))
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type")]
+enum Out<'a> {
+    #[serde(rename = "ready")]
+    Ready {
+        user: &'a User,
+        rooms: &'a [chat_core::domain::RoomPosition],
+    },
+    #[serde(rename = "ack")]
+    Ack {
+        client_id: &'a str,
+        message: &'a chat_core::domain::Message,
+    },
+    #[serde(rename = "synced")]
+    Synced {
+        rooms: &'a BTreeMap<RoomId, SyncedRoom>,
+    },
+    #[serde(rename = "pong")]
+    Pong,
+    #[serde(rename = "error")]
+    Error {
+        code: &'static str,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room_id: Option<&'a str>,
+    },
+}
+
+impl Out<'_> {
+    fn text(&self) -> Message {
+        match serde_json::to_string(self) {
+            Ok(json) => Message::text(json),
+            // Replies hold only strings, numbers and ids: serialization cannot fail.
+            Err(e) => unreachable!("reply serialization failed: {e}"),
+        }
+    }
+}
+
+fn error_frame(e: &ChatError, client_id: Option<&str>, room_id: Option<&str>) -> Message {
+    let message = match e {
+        ChatError::Validation(fields) => fields
+            .0
+            .iter()
+            .map(|(field, reason)| format!("{field}: {reason}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    };
+    Out::Error {
+        code: status_and_code(e).1,
+        message,
+        client_id,
+        room_id,
+    }
+    .text()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendFrame {
+    room_id: String,
+    client_id: String,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    reply_to: Option<String>,
+    #[serde(default)]
+    thread_id: Option<String>,
+    #[serde(default)]
+    attachment_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncFrame {
+    rooms: BTreeMap<String, SyncSince>,
+}
+
+/// Runs one connection until the client leaves, the session is cut, or the server stops.
+async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId) {
+    let (mut tx, mut rx) = socket.split();
+    let engine = state.engine.clone();
+    let opened = async {
+        let me = engine.me(user).await?;
+        let session = engine.connect(user).await?;
+        Ok::<_, ChatError>((me, session))
+    };
+    let (me, mut session) = match opened.await {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::warn!(error = %e, "opening a live session failed");
+            let _ = tx
+                .send(Message::close_with(close::INTERNAL, "try again"))
+                .await;
+            return;
+        }
+    };
+    let ready = Out::Ready {
+        user: &me,
+        rooms: session.positions(),
+    };
+    if tx.send(ready.text()).await.is_err() {
+        return;
+    }
+    let mut shutdown: watch::Receiver<bool> = state.shutdown.clone();
+    let idle = state.settings.ws_ping_interval;
+    let mut ticks = tokio::time::interval(
+        idle.min(Duration::from_secs(5))
+            .max(Duration::from_millis(100)),
+    );
+    let mut last_heard = Instant::now();
+    let mut ping_sent: Option<Instant> = None;
+    let end: Option<(u16, &'static str)> = loop {
+        tokio::select! {
+            frame = session.next_frame() => match frame {
+                Ok(json) => {
+                    if tx.send(Message::text(&*json)).await.is_err() {
+                        break None;
+                    }
+                }
+                Err(SessionEnd::SlowConsumer) => break Some((close::SLOW_CONSUMER, "slow consumer")),
+                Err(SessionEnd::Closed) => break Some((close::GOING_AWAY, "server shutting down")),
+            },
+            incoming = rx.next() => match incoming {
+                None => break None,
+                Some(Err(e)) => {
+                    // tungstenite reports an over-long frame or message as a capacity error.
+                    let text = e.to_string();
+                    if text.contains("Space limit exceeded") || text.contains("too long") {
+                        break Some((close::TOO_BIG, "frame too large"));
+                    }
+                    break None;
+                }
+                Some(Ok(message)) => {
+                    last_heard = Instant::now();
+                    ping_sent = None;
+                    if message.is_close() {
+                        break None;
+                    }
+                    let replies = if message.is_text() {
+                        match message.to_str() {
+                            Ok(text) => handle(text, &engine, &mut session).await,
+                            Err(()) => vec![error_frame(&ChatError::BadRequest("frames must be UTF-8 JSON text".into()), None, None)],
+                        }
+                    } else if message.is_binary() {
+                        vec![error_frame(&ChatError::BadRequest("frames must be JSON text".into()), None, None)]
+                    } else {
+                        Vec::new()
+                    };
+                    let mut failed = false;
+                    for reply in replies {
+                        if tx.send(reply).await.is_err() {
+                            failed = true;
+                            break;
+                        }
+                    }
+                    if failed {
+                        break None;
+                    }
+                }
+            },
+            _ = ticks.tick() => {
+                if let Some(sent) = ping_sent {
+                    if sent.elapsed() >= idle {
+                        break Some((close::POLICY, "ping timeout"));
+                    }
+                } else if last_heard.elapsed() >= idle {
+                    if tx.send(Message::ping(Vec::new())).await.is_err() {
+                        break None;
+                    }
+                    ping_sent = Some(Instant::now());
+                }
+            },
+            _ = shutdown.changed() => break Some((close::GOING_AWAY, "server shutting down")),
+        }
+    };
+    if let Some((code, reason)) = end {
+        let _ = tx.send(Message::close_with(code, reason)).await;
+        let _ = tx.close().await;
+    }
+}
+
+/// Answers one client frame with the frames to send back, in order.
+async fn handle(text: &str, engine: &ChatEngine, session: &mut Session) -> Vec<Message> {
+    let bad = |reason: &str| {
+        vec![error_frame(
+            &ChatError::BadRequest(reason.into()),
+            None,
+            None,
+        )]
+    };
+    let Ok(mut value) = serde_json::from_str::<Value>(text) else {
+        return bad("malformed JSON");
+    };
+    let Some(kind) = value
+        .as_object_mut()
+        .and_then(|o| o.remove("type"))
+        .and_then(|t| t.as_str().map(str::to_owned))
+    else {
+        return bad("a frame needs a string field `type`");
+    };
+    match kind.as_str() {
+        "ping" => vec![Out::Pong.text()],
+        "message.send" => match serde_json::from_value::<SendFrame>(value) {
+            Ok(frame) => send(engine, session, frame).await,
+            Err(e) => bad(&format!("invalid message.send: {e}")),
+        },
+        "sync" => match serde_json::from_value::<SyncFrame>(value) {
+            Ok(frame) => sync(engine, session, frame).await,
+            Err(e) => bad(&format!("invalid sync: {e}")),
+        },
+        other => bad(&format!("unknown frame type `{other}`")),
+    }
+}
+
+async fn send(engine: &ChatEngine, session: &Session, frame: SendFrame) -> Vec<Message> {
+    let client_id = frame.client_id.as_str();
+    let room: RoomId = match frame.room_id.parse() {
+        Ok(room) => room,
+        Err(_) => {
+            return vec![error_frame(
+                &ChatError::NotFound,
+                Some(client_id),
+                Some(&frame.room_id),
+            )]
+        }
+    };
+    let input = SendMessage {
+        body: frame.body,
+        client_id: Some(frame.client_id.clone()),
+        reply_to: frame.reply_to,
+        thread_id: frame.thread_id,
+        attachment_id: frame.attachment_id,
+    };
+    match engine.send(session.user(), room, input).await {
+        Ok(sent) => vec![Out::Ack {
+            client_id,
+            message: &sent.message,
+        }
+        .text()],
+        Err(e) => vec![error_frame(&e, Some(client_id), Some(&frame.room_id))],
+    }
+}
+
+async fn sync(engine: &ChatEngine, session: &mut Session, frame: SyncFrame) -> Vec<Message> {
+    let max_rooms = engine.limits().max_rooms_per_user as usize;
+    if frame.rooms.len() > max_rooms {
+        return vec![error_frame(
+            &ChatError::BadRequest(format!("sync at most {max_rooms} rooms at once")),
+            None,
+            None,
+        )];
+    }
+    let mut out = Vec::new();
+    let mut synced = BTreeMap::new();
+    for (raw, since) in &frame.rooms {
+        let result = match raw.parse::<RoomId>() {
+            Ok(room) => session.sync(room, *since).await.map(|r| (room, r)),
+            Err(_) => Err(ChatError::NotFound),
+        };
+        match result {
+            Ok((room, (frames, state))) => {
+                out.extend(frames.iter().map(|f| Message::text(&**f)));
+                synced.insert(room, state);
+            }
+            Err(e) => out.push(error_frame(&e, None, Some(raw))),
+        }
+    }
+    out.push(Out::Synced { rooms: &synced }.text());
+    out
+}

@@ -1,0 +1,336 @@
+//! Two users chat live: register, log in, create a room, add a friend, talk.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{seqs, TestServer};
+
+#[tokio::test]
+async fn two_users_chat_live_and_history_keeps_order() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let mut bob_ws = server.ws(&bob.token).await;
+
+    let (status, room) = server
+        .post("/v1/rooms", Some(&alice.token), json!({"name": "friends"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(room["member_count"], 1);
+    let room_id = room["id"].as_str().unwrap();
+    let (status, member) = server
+        .post(
+            &format!("/v1/rooms/{room_id}/members"),
+            Some(&alice.token),
+            json!({"user_id": bob.id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{member}");
+    assert_eq!(member["role"], "member");
+    assert_eq!(member["user"]["id"], bob.id.as_str());
+
+    // Bob's open socket follows the room from the moment he is added.
+    let joined = bob_ws.next().await;
+    assert_eq!(joined["type"], "member.joined", "{joined}");
+    assert_eq!(joined["room_id"], room_id);
+    for text in ["hi bob", "how are you?", "see you"] {
+        server.send(&alice, room_id, text).await;
+    }
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        let frame = bob_ws.next().await;
+        assert_eq!(frame["type"], "message.created", "{frame}");
+        live.push(frame["message"].clone());
+    }
+    assert_eq!(seqs(&live), vec![1, 2, 3]);
+    assert_eq!(live[0]["body"], "hi bob");
+    assert_eq!(live[0]["sender_id"], alice.id.as_str());
+
+    // Bob answers over the socket; history has every message in seq order, no gaps.
+    bob_ws
+        .send(json!({"type": "message.send", "room_id": room_id, "client_id": "b-1", "body": "fine!"}))
+        .await;
+    let mut got_ack = false;
+    let mut got_created = false;
+    while !(got_ack && got_created) {
+        let frame = bob_ws.next().await;
+        match frame["type"].as_str().unwrap() {
+            "ack" => {
+                assert_eq!(frame["client_id"], "b-1");
+                assert_eq!(frame["message"]["seq"], 4);
+                got_ack = true;
+            }
+            "message.created" => {
+                assert_eq!(frame["message"]["seq"], 4);
+                got_created = true;
+            }
+            other => panic!("unexpected {other}: {frame}"),
+        }
+    }
+    let history = server.history(&alice, room_id).await;
+    assert_eq!(seqs(&history), vec![1, 2, 3, 4]);
+    assert_eq!(history[3]["body"], "fine!");
+    assert_eq!(history[3]["client_id"], "b-1");
+
+    // Both see the room in their room list, with Bob's unread count exact.
+    let (_, rooms) = server.get("/v1/rooms", &bob.token).await;
+    let listed = &rooms["rooms"][0];
+    assert_eq!(listed["id"], room_id);
+    assert_eq!(listed["last_seq"], 4);
+    assert_eq!(listed["membership"]["role"], "member");
+    assert_eq!(listed["membership"]["read_seq"], 4);
+    assert_eq!(listed["membership"]["unread_count"], 0);
+    assert!(rooms["next_cursor"].is_null());
+    let (_, one) = server
+        .get(
+            &format!(
+                "/v1/rooms/{room_id}/messages/{}",
+                history[0]["id"].as_str().unwrap()
+            ),
+            &bob.token,
+        )
+        .await;
+    assert_eq!(one, history[0]);
+}
+
+#[tokio::test]
+async fn history_pages_with_before_after_and_limit() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let room = server.room(&alice, &[]).await;
+    for i in 1..=7 {
+        server.send(&alice, &room, &format!("m{i}")).await;
+    }
+    let page = |query: &'static str| {
+        let server = &server;
+        let token = alice.token.clone();
+        let room = room.clone();
+        async move {
+            let (status, page) = server
+                .get(&format!("/v1/rooms/{room}/messages{query}"), &token)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            (
+                seqs(page["messages"].as_array().unwrap()),
+                page["has_more"].as_bool().unwrap(),
+            )
+        }
+    };
+    assert_eq!(page("").await, ((1..=7).collect(), false));
+    assert_eq!(page("?limit=3").await, (vec![5, 6, 7], true));
+    assert_eq!(page("?before=5&limit=3").await, (vec![2, 3, 4], true));
+    assert_eq!(page("?before=3&limit=3").await, (vec![1, 2], false));
+    assert_eq!(page("?after=0&limit=3").await, (vec![1, 2, 3], true));
+    assert_eq!(page("?after=5&limit=3").await, (vec![6, 7], false));
+    assert_eq!(
+        page("?after=2&limit=1000").await,
+        ((3..=7).collect(), false)
+    );
+}
+
+#[tokio::test]
+async fn room_lists_and_members_page_with_cursors() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let carol = server.register("carol").await;
+    let mut rooms = Vec::new();
+    for _ in 0..3 {
+        rooms.push(server.room(&alice, &[&bob, &carol]).await);
+    }
+    // The oldest room becomes the most recently active one.
+    server.send(&bob, &rooms[0], "bump").await;
+    let (_, first) = server.get("/v1/rooms?limit=2", &alice.token).await;
+    let ids: Vec<&str> = first["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![rooms[0].as_str(), rooms[2].as_str()]);
+    assert_eq!(first["rooms"][0]["membership"]["unread_count"], 1);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let (_, second) = server
+        .get(&format!("/v1/rooms?limit=2&cursor={cursor}"), &alice.token)
+        .await;
+    assert_eq!(second["rooms"][0]["id"], rooms[1].as_str());
+    assert_eq!(second["rooms"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null());
+
+    // Members page oldest first; the three joined together, so the id breaks the tie.
+    let (_, page) = server
+        .get(
+            &format!("/v1/rooms/{}/members?limit=2", rooms[0]),
+            &bob.token,
+        )
+        .await;
+    let cursor = page["next_cursor"].as_str().expect("a second page");
+    let (_, rest) = server
+        .get(
+            &format!("/v1/rooms/{}/members?limit=2&cursor={cursor}", rooms[0]),
+            &bob.token,
+        )
+        .await;
+    assert!(rest["next_cursor"].is_null());
+    let mut members = page["members"].as_array().unwrap().clone();
+    members.extend(rest["members"].as_array().unwrap().iter().cloned());
+    let mut ids: Vec<&str> = members
+        .iter()
+        .map(|m| m["user"]["id"].as_str().unwrap())
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "every member once: {members:?}");
+    let keys: Vec<(&str, &str)> = members
+        .iter()
+        .map(|m| {
+            (
+                m["joined_at"].as_str().unwrap(),
+                m["user"]["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "oldest first: {keys:?}"
+    );
+    let owner = members
+        .iter()
+        .find(|m| m["user"]["id"] == alice.id.as_str())
+        .unwrap();
+    assert_eq!(owner["role"], "owner");
+    assert!(members.iter().all(|m| m["user"].get("email").is_none()));
+}
+
+#[tokio::test]
+async fn public_rooms_are_joined_and_owners_hand_over_when_leaving() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let carol = server.register("carol").await;
+    let (_, room) = server
+        .post(
+            "/v1/rooms",
+            Some(&alice.token),
+            json!({"name": "lobby", "visibility": "public", "topic": "all welcome"}),
+        )
+        .await;
+    let room_id = room["id"].as_str().unwrap();
+    // Readable before joining, but posting needs a membership.
+    let (status, _) = server
+        .get(&format!("/v1/rooms/{room_id}"), &bob.token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = server
+        .post(
+            &format!("/v1/rooms/{room_id}/messages"),
+            Some(&bob.token),
+            json!({"body": "hi"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    for user in [&bob, &carol] {
+        let (status, member) = server
+            .post(
+                &format!("/v1/rooms/{room_id}/join"),
+                Some(&user.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{member}");
+        assert_eq!(member["role"], "member");
+    }
+    // Joining again answers the same membership.
+    let (status, again) = server
+        .post(
+            &format!("/v1/rooms/{room_id}/join"),
+            Some(&bob.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, again["user"]["id"].as_str()),
+        (StatusCode::OK, Some(bob.id.as_str()))
+    );
+
+    let (status, _) = server
+        .post(
+            &format!("/v1/rooms/{room_id}/leave"),
+            Some(&alice.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, members) = server
+        .get(&format!("/v1/rooms/{room_id}/members"), &bob.token)
+        .await;
+    let roles: Vec<(&str, &str)> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["user"]["username"].as_str().unwrap(),
+                m["role"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(roles, vec![("bob", "owner"), ("carol", "member")]);
+    for user in [&bob, &carol] {
+        let (status, _) = server
+            .post(
+                &format!("/v1/rooms/{room_id}/leave"),
+                Some(&user.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    // The last one out deleted the room.
+    let (status, _) = server
+        .get(&format!("/v1/rooms/{room_id}"), &bob.token)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn direct_rooms_are_one_per_pair() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let (status, dm) = server
+        .post("/v1/dms", Some(&alice.token), json!({"user_id": bob.id}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{dm}");
+    assert_eq!(
+        (dm["kind"].as_str(), dm["name"].as_str()),
+        (Some("direct"), Some(""))
+    );
+    assert_eq!(dm["member_count"], 2);
+    let (status, again) = server
+        .post("/v1/dms", Some(&bob.token), json!({"user_id": alice.id}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["id"], dm["id"]);
+    let (status, body) = server
+        .post("/v1/dms", Some(&alice.token), json!({"user_id": alice.id}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let dm_id = dm["id"].as_str().unwrap();
+    let (status, _) = server
+        .post(
+            &format!("/v1/rooms/{dm_id}/leave"),
+            Some(&bob.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let carol = server.register("carol").await;
+    let (status, _) = server
+        .post(
+            &format!("/v1/rooms/{dm_id}/members"),
+            Some(&alice.token),
+            json!({"user_id": carol.id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

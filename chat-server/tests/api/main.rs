@@ -1,0 +1,12 @@
+//! The API tested from outside: a real server on a random port, real HTTP and WebSocket.
+
+mod support;
+
+mod bad_input;
+mod chat;
+mod idempotency;
+mod privacy;
+mod restart;
+mod resume;
+mod sequence;
+mod ws_protocol;

@@ -1,0 +1,293 @@
+//! A real server on a random port, and HTTP and WebSocket clients for it.
+
+use std::time::Duration;
+
+use chat_server::{Config, RunningServer};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The JWT secret of test servers (tests craft tokens with it).
+pub(crate) const SECRET: &str = "test-secret-test-secret-test-secret!";
+
+/// How long a test waits for a frame before failing.
+pub(crate) const FRAME_WAIT: Duration = Duration::from_secs(10);
+
+pub(crate) struct TestServer {
+    server: Option<RunningServer>,
+    dir: Option<TempDir>,
+    pub(crate) base: String,
+    pub(crate) ws_url: String,
+    http: reqwest::Client,
+}
+
+pub(crate) struct TestUser {
+    pub(crate) id: String,
+    pub(crate) token: String,
+}
+
+impl TestServer {
+    pub(crate) async fn start() -> TestServer {
+        Self::start_in(tempfile::tempdir().expect("temp dir"), |_| {}).await
+    }
+
+    pub(crate) async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_in(tempfile::tempdir().expect("temp dir"), tweak).await
+    }
+
+    /// Starts a server whose data lives in `dir`.
+    pub(crate) async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config::defaults();
+        config.addr = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = dir.path().to_path_buf();
+        config.database_url = None;
+        config.jwt_secret = Some(SECRET.into());
+        tweak(&mut config);
+        let server = chat_server::start(config).await.expect("server starts");
+        let addr = server.addr();
+        TestServer {
+            server: Some(server),
+            dir: Some(dir),
+            base: format!("http://{addr}"),
+            ws_url: format!("ws://{addr}/v1/ws"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the server gracefully and hands back its data directory.
+    pub(crate) async fn stop(mut self) -> TempDir {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        self.dir.take().expect("data dir")
+    }
+
+    pub(crate) async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let text = res.text().await.expect("body read");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body, got {text:?}"))
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            panic!("the server answered 500 to {path}: {value}");
+        }
+        (status, value)
+    }
+
+    pub(crate) async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.request(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        self.request(reqwest::Method::POST, path, token, Some(&body.to_string()))
+            .await
+    }
+
+    pub(crate) async fn register(&self, name: &str) -> TestUser {
+        let (status, user) = self
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({"username": name, "password": "password-123"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        let token = self.login(name).await;
+        TestUser {
+            id: user["id"].as_str().unwrap().to_owned(),
+            token,
+        }
+    }
+
+    pub(crate) async fn login(&self, name: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"login": name, "password": "password-123"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a private room owned by `owner` with `members`, returning its id.
+    pub(crate) async fn room(&self, owner: &TestUser, members: &[&TestUser]) -> String {
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let (status, room) = self
+            .post(
+                "/v1/rooms",
+                Some(&owner.token),
+                json!({"name": "room", "members": ids}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{room}");
+        room["id"].as_str().unwrap().to_owned()
+    }
+
+    pub(crate) async fn send(&self, user: &TestUser, room: &str, body: &str) -> Value {
+        let (status, message) = self
+            .post(
+                &format!("/v1/rooms/{room}/messages"),
+                Some(&user.token),
+                json!({ "body": body }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{message}");
+        message
+    }
+
+    /// The whole history of a room, paged with `after`.
+    pub(crate) async fn history(&self, user: &TestUser, room: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let (status, page) = self
+                .get(
+                    &format!("/v1/rooms/{room}/messages?after={after}&limit=100"),
+                    &user.token,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let messages = page["messages"].as_array().unwrap().clone();
+            if let Some(last) = messages.last() {
+                after = last["seq"].as_i64().unwrap();
+            }
+            all.extend(messages);
+            if !page["has_more"].as_bool().unwrap() {
+                return all;
+            }
+        }
+    }
+
+    pub(crate) async fn ws(&self, token: &str) -> Ws {
+        self.ws_with_receive_buffer(token, None).await
+    }
+
+    /// A socket whose kernel receive buffer is fixed at `bytes` (which turns off the kernel's
+    /// autotuning), so a client that stops reading backs up into the server quickly.
+    pub(crate) async fn ws_with_receive_buffer(&self, token: &str, bytes: Option<u32>) -> Ws {
+        let mut request = self.ws_url.as_str().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(bytes) = bytes {
+            socket.set_recv_buffer_size(bytes).unwrap();
+        }
+        let addr = self.base.trim_start_matches("http://").parse().unwrap();
+        let tcp = socket.connect(addr).await.expect("tcp connects");
+        let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("websocket connects");
+        let mut ws = Ws { stream };
+        let ready = ws.next().await;
+        assert_eq!(ready["type"], "ready", "{ready}");
+        ws
+    }
+}
+
+/// A WebSocket client speaking the JSON protocol.
+pub(crate) struct Ws {
+    pub(crate) stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    /// The next JSON frame (control frames skipped); fails after [`FRAME_WAIT`].
+    pub(crate) async fn next(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(FRAME_WAIT, self.stream.next())
+                .await
+                .expect("a frame within the wait")
+                .expect("the socket is open")
+                .expect("a valid frame");
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Close(close) => panic!("socket closed: {close:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame of the given type, skipping others.
+    pub(crate) async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    pub(crate) async fn send(&mut self, frame: Value) {
+        self.stream
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("frame sent");
+    }
+
+    /// Pings and returns every frame that arrived before the pong: what the server had queued
+    /// for this socket until then.
+    pub(crate) async fn drain(&mut self) -> Vec<Value> {
+        self.send(json!({"type": "ping"})).await;
+        let mut before = Vec::new();
+        loop {
+            let frame = self.next().await;
+            if frame["type"] == "pong" {
+                return before;
+            }
+            before.push(frame);
+        }
+    }
+
+    /// Waits for the server to close the socket; returns the close code.
+    pub(crate) async fn closed(&mut self) -> Option<u16> {
+        loop {
+            let frame = tokio::time::timeout(FRAME_WAIT, self.stream.next())
+                .await
+                .expect("the server closes within the wait");
+            match frame {
+                Some(Ok(Message::Close(close))) => return close.map(|c| u16::from(c.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+}
+
+/// The seqs of a list of messages.
+pub(crate) fn seqs(messages: &[Value]) -> Vec<i64> {
+    messages
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect()
+}
