@@ -1,5 +1,6 @@
 //! `chat-server`: serves the chat API; every setting is a flag or a `CHAT_*` variable.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use chat_server::Config;
@@ -11,6 +12,8 @@ async fn main() -> ExitCode {
     let config = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        // Colour codes only help a person at a terminal; log files and collectors want text.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     let server = match chat_server::start(config).await {
         Ok(server) => server,

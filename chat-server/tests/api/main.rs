@@ -3,6 +3,7 @@
 mod support;
 
 mod bad_input;
+mod binary;
 mod chat;
 mod idempotency;
 mod privacy;
