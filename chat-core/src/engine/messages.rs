@@ -85,9 +85,7 @@ impl ChatEngine {
         input: SendMessage,
     ) -> Result<Sent, ChatError> {
         let inner = &self.inner;
-        inner
-            .require_member(actor, room, "join the room to post in it")
-            .await?;
+        self.may_post(actor, room).await?;
         let mut errors = FieldErrors::default();
         let client_id = input
             .client_id
@@ -160,6 +158,16 @@ impl ChatEngine {
             message: appended.message,
             created: appended.created,
         })
+    }
+
+    /// Whether the caller may post in the room (`NotFound` or `Forbidden` if not), before
+    /// looking at the message: hosts call it to answer in the API's order of checks when the
+    /// request itself is unreadable.
+    pub async fn may_post(&self, actor: UserId, room: RoomId) -> Result<(), ChatError> {
+        self.inner
+            .require_member(actor, room, "join the room to post in it")
+            .await
+            .map(drop)
     }
 
     /// A message of this room named by a request field, or a field error.

@@ -261,15 +261,7 @@ impl ChatEngine {
         input: AddMember,
     ) -> Result<Member, ChatError> {
         let inner = &self.inner;
-        let (found, me) = inner.require_member(actor, room, "not a member").await?;
-        if found.kind == RoomKind::Direct {
-            return Err(ChatError::Forbidden(
-                "a direct room has exactly two members",
-            ));
-        }
-        if me.role < Role::Admin {
-            return Err(ChatError::Forbidden("only owners and admins add members"));
-        }
+        let me = self.may_add_members(actor, room).await?;
         let mut errors = FieldErrors::default();
         let user = parse_user_id(&input.user_id).check(&mut errors, "user_id");
         let role = match input.role.as_deref() {
@@ -309,6 +301,29 @@ impl ChatEngine {
             Err(StoreError::NotFound) => Err(ChatError::field("user_id", "no such user")),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Whether the caller may add members to the room (`NotFound` or `Forbidden` if not),
+    /// before looking at whom: hosts call it to answer in the API's order of checks when the
+    /// request itself is unreadable.
+    pub async fn may_add_members(
+        &self,
+        actor: UserId,
+        room: RoomId,
+    ) -> Result<Membership, ChatError> {
+        let (found, me) = self
+            .inner
+            .require_member(actor, room, "not a member")
+            .await?;
+        if found.kind == RoomKind::Direct {
+            return Err(ChatError::Forbidden(
+                "a direct room has exactly two members",
+            ));
+        }
+        if me.role < Role::Admin {
+            return Err(ChatError::Forbidden("only owners and admins add members"));
+        }
+        Ok(me)
     }
 
     /// Removes a member of lower rank (owners and admins); removing oneself is leaving.

@@ -11,7 +11,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{authenticated, json_body, path_id, respond, with_engine};
+use super::{authenticated, json_body, path_id, respond, with_engine, Body};
 use crate::State;
 
 #[derive(Deserialize)]
@@ -33,18 +33,20 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(with_engine(state))
         .and(json_body::<Register>(max))
-        .then(|engine: ChatEngine, input| async move {
-            respond(StatusCode::CREATED, engine.register(input).await)
+        .then(|engine: ChatEngine, input: Body<Register>| async move {
+            let result = async { engine.register(input.get()?).await };
+            respond(StatusCode::CREATED, result.await)
         });
     let login = warp::path!("v1" / "auth" / "login")
         .and(warp::post())
         .and(with_engine(state))
         .and(json_body::<Login>(max))
-        .then(|engine: ChatEngine, input: Login| async move {
-            respond(
-                StatusCode::OK,
-                engine.login(&input.login, &input.password).await,
-            )
+        .then(|engine: ChatEngine, input: Body<Login>| async move {
+            let result = async {
+                let input = input.get()?;
+                engine.login(&input.login, &input.password).await
+            };
+            respond(StatusCode::OK, result.await)
         });
     // The OAuth2 password grant form, so OpenAPI tools' "Authorize" buttons can sign in.
     let token = warp::path!("v1" / "auth" / "token")
@@ -65,8 +67,9 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(with_engine(state))
         .and(json_body::<Refresh>(max))
-        .then(|engine: ChatEngine, input: Refresh| async move {
-            respond(StatusCode::OK, engine.refresh(&input.refresh_token).await)
+        .then(|engine: ChatEngine, input: Body<Refresh>| async move {
+            let result = async { engine.refresh(&input.get()?.refresh_token).await };
+            respond(StatusCode::OK, result.await)
         });
     let me = warp::path!("v1" / "users" / "me")
         .and(warp::get())
@@ -80,9 +83,12 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(with_engine(state))
         .and(authenticated(state))
         .and(json_body::<UpdateMe>(max))
-        .then(|engine: ChatEngine, who: Identity, input| async move {
-            respond(StatusCode::OK, engine.update_me(who.user, input).await)
-        });
+        .then(
+            |engine: ChatEngine, who: Identity, input: Body<UpdateMe>| async move {
+                let result = async { engine.update_me(who.user, input.get()?).await };
+                respond(StatusCode::OK, result.await)
+            },
+        );
     let user = warp::path!("v1" / "users" / String)
         .and(warp::get())
         .and(with_engine(state))

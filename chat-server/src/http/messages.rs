@@ -9,7 +9,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{authenticated, json_body, path_id, query, respond, with_engine, Query};
+use super::{authenticated, json_body, path_id, query, respond, with_engine, Body, Query};
 use crate::State;
 
 pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
@@ -20,8 +20,12 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(authenticated(state))
         .and(json_body::<SendMessage>(max))
         .then(
-            |room: String, engine: ChatEngine, who: Identity, input| async move {
-                let result = async { engine.send(who.user, path_id(&room)?, input).await };
+            |room: String, engine: ChatEngine, who: Identity, input: Body<SendMessage>| async move {
+                let result = async {
+                    let room: RoomId = path_id(&room)?;
+                    let input = input.after(engine.may_post(who.user, room)).await?;
+                    engine.send(who.user, room, input).await
+                };
                 match result.await {
                     // A repeated client id answers 200 with the original: nothing was created.
                     Ok(sent) if !sent.created => respond(StatusCode::OK, Ok(sent.message)),

@@ -85,20 +85,51 @@ pub(crate) fn authenticated(
 }
 
 /// A JSON body of at most `max` bytes, read as it streams (so a lying or missing
-/// Content-Length cannot make the server buffer more): malformed JSON is `400`, a body of the
-/// wrong shape (unknown or missing fields, wrong types) `422` naming the field.
+/// Content-Length cannot make the server buffer more): too large is `413`, malformed JSON
+/// `400`, a body of the wrong shape (unknown or missing fields, wrong types) `422` naming the
+/// field. The outcome is handed to the handler rather than rejected, because the API checks
+/// existence and permission before the body: see [`Body::after`].
 pub(crate) fn json_body<T: DeserializeOwned + Send + 'static>(
     max: u64,
-) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+) -> impl Filter<Extract = (Body<T>,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
-        .and_then(move |length: Option<u64>, body| async move {
+        .then(move |length: Option<u64>, body| async move {
             if length.is_some_and(|l| l > max) {
-                return Err(reject(ChatError::PayloadTooLarge));
+                return Body(Err(ChatError::PayloadTooLarge));
             }
-            let bytes = read_limited(body, max).await.map_err(reject)?;
-            parse_json(&bytes).map_err(reject)
+            Body(match read_limited(body, max).await {
+                Ok(bytes) => parse_json(&bytes),
+                Err(e) => Err(e),
+            })
         })
+}
+
+/// A request body as parsed, or why it could not be.
+#[derive(Debug)]
+pub(crate) struct Body<T>(Result<T, ChatError>);
+
+impl<T> Body<T> {
+    /// The body, where no other check comes first (routes without a resource in their path).
+    pub(crate) fn get(self) -> Result<T, ChatError> {
+        self.0
+    }
+
+    /// The body, after `check` (the engine's existence and permission check for the path's
+    /// resource) has passed: an unreadable body sent to a room the caller cannot see is `404`,
+    /// not `422`.
+    pub(crate) async fn after<F>(self, check: F) -> Result<T, ChatError>
+    where
+        F: std::future::Future<Output = Result<(), ChatError>>,
+    {
+        match self.0 {
+            Ok(body) => Ok(body),
+            Err(e) => {
+                check.await?;
+                Err(e)
+            }
+        }
+    }
 }
 
 async fn read_limited<S, B>(body: S, max: u64) -> Result<BytesMut, ChatError>

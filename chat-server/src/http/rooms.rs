@@ -10,7 +10,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{authenticated, json_body, no_content, path_id, query, respond, with_engine, Query};
+use super::{
+    authenticated, json_body, no_content, path_id, query, respond, with_engine, Body, Query,
+};
 use crate::State;
 
 #[derive(Deserialize)]
@@ -26,12 +28,12 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(with_engine(state))
         .and(authenticated(state))
         .and(json_body::<CreateRoom>(max))
-        .then(|engine: ChatEngine, who: Identity, input| async move {
-            respond(
-                StatusCode::CREATED,
-                engine.create_room(who.user, input).await,
-            )
-        });
+        .then(
+            |engine: ChatEngine, who: Identity, input: Body<CreateRoom>| async move {
+                let result = async { engine.create_room(who.user, input.get()?).await };
+                respond(StatusCode::CREATED, result.await)
+            },
+        );
     let list = warp::path!("v1" / "rooms")
         .and(warp::get())
         .and(with_engine(state))
@@ -100,8 +102,14 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(authenticated(state))
         .and(json_body::<AddMember>(max))
         .then(
-            |room: String, engine: ChatEngine, who: Identity, input| async move {
-                let result = async { engine.add_member(who.user, path_id(&room)?, input).await };
+            |room: String, engine: ChatEngine, who: Identity, input: Body<AddMember>| async move {
+                let result = async {
+                    let room: RoomId = path_id(&room)?;
+                    let check = async { engine.may_add_members(who.user, room).await.map(drop) };
+                    engine
+                        .add_member(who.user, room, input.after(check).await?)
+                        .await
+                };
                 respond(StatusCode::CREATED, result.await)
             },
         );
@@ -131,8 +139,9 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(authenticated(state))
         .and(json_body::<OpenDirect>(max))
         .then(
-            |engine: ChatEngine, who: Identity, input: OpenDirect| async move {
-                match engine.open_direct(who.user, &input.user_id).await {
+            |engine: ChatEngine, who: Identity, input: Body<OpenDirect>| async move {
+                let result = async { engine.open_direct(who.user, &input.get()?.user_id).await };
+                match result.await {
                     Ok(direct) => {
                         let status = if direct.created {
                             StatusCode::CREATED

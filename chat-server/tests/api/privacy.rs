@@ -47,6 +47,20 @@ async fn a_non_member_sees_nothing_of_a_private_room() {
         let (status, answer) = server.post(&path, Some(&eve.token), body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {answer}");
     }
+    // The order of checks: not seeing the room comes before anything wrong with the body.
+    for (path, body) in [
+        (
+            format!("/v1/rooms/{room}/messages"),
+            "{\"body\": 5, \"seq\": 1}",
+        ),
+        (format!("/v1/rooms/{room}/messages"), "{not json"),
+        (format!("/v1/rooms/{room}/members"), "{\"nope\": true}"),
+    ] {
+        let (status, answer) = server
+            .request(reqwest::Method::POST, &path, Some(&eve.token), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path} {body}: {answer}");
+    }
     eve_ws
         .send(json!({"type": "message.send", "room_id": room, "client_id": "x", "body": "hi"}))
         .await;
