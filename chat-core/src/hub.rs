@@ -168,34 +168,17 @@ impl Hub {
 
     /// Makes every session of `user` follow `room`, live after `baseline`.
     pub(crate) fn join(&self, user: UserId, room: RoomId, baseline: Seq) {
-        let full: Vec<u64> = {
-            let mut routes = self.write();
-            let keys: Vec<u64> = routes
-                .by_user
-                .get(&user)
-                .map(|k| k.iter().copied().collect())
-                .unwrap_or_default();
-            routes
-                .by_room
-                .entry(room)
-                .or_default()
-                .extend(keys.iter().copied());
-            keys.into_iter()
-                .filter(|key| {
-                    routes
-                        .sessions
-                        .get(key)
-                        .is_some_and(|entry| !self.offer(entry, Item::Joined { room, baseline }))
-                })
-                .collect()
-        };
-        for key in full {
-            self.unregister(key);
-        }
+        self.route_user(user, room, true, || Item::Joined { room, baseline });
     }
 
     /// Stops every session of `user` following `room`, at once.
     pub(crate) fn leave(&self, user: UserId, room: RoomId) {
+        self.route_user(user, room, false, || Item::Left { room });
+    }
+
+    /// Adds or removes the routes from `room` to the user's sessions and tells each session,
+    /// in one critical section so no frame of the room slips between the two.
+    fn route_user(&self, user: UserId, room: RoomId, follow: bool, item: impl Fn() -> Item) {
         let full: Vec<u64> = {
             let mut routes = self.write();
             let keys: Vec<u64> = routes
@@ -203,7 +186,13 @@ impl Hub {
                 .get(&user)
                 .map(|k| k.iter().copied().collect())
                 .unwrap_or_default();
-            if let Some(followers) = routes.by_room.get_mut(&room) {
+            if follow {
+                routes
+                    .by_room
+                    .entry(room)
+                    .or_default()
+                    .extend(keys.iter().copied());
+            } else if let Some(followers) = routes.by_room.get_mut(&room) {
                 for key in &keys {
                     followers.remove(key);
                 }
@@ -216,7 +205,7 @@ impl Hub {
                     routes
                         .sessions
                         .get(key)
-                        .is_some_and(|entry| !self.offer(entry, Item::Left { room }))
+                        .is_some_and(|entry| !self.offer(entry, item()))
                 })
                 .collect()
         };
