@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    micros, Appended, Credentials, Cursor, HistoryAnchor, HistoryPage, Member, Membership,
-    MembershipView, Message, MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId, RoomKind,
-    RoomListItem, RoomPosition, Seq, ThreadSummary, User, UserId, UserPatch,
+    micros, Appended, ClientId, Credentials, Cursor, HistoryAnchor, HistoryPage, Member,
+    Membership, MembershipView, Message, MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId,
+    RoomKind, RoomListItem, RoomPosition, Seq, ThreadSummary, User, UserId, UserPatch,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -46,6 +46,26 @@ struct StoredRoom {
     members: HashMap<UserId, Membership>,
     /// Messages by seq.
     messages: BTreeMap<Seq, Message>,
+    /// The indexes a SQL store keeps, so no lookup scans the room's history.
+    by_id: HashMap<MessageId, Seq>,
+    by_client_id: HashMap<(UserId, ClientId), Seq>,
+    threads: HashMap<MessageId, ThreadSummary>,
+}
+
+impl StoredRoom {
+    fn new(room: NewRoom, members: HashMap<UserId, Membership>) -> StoredRoom {
+        StoredRoom {
+            room,
+            last_seq: Seq::ZERO,
+            rev: Rev(0),
+            last_message_at: None,
+            members,
+            messages: BTreeMap::new(),
+            by_id: HashMap::new(),
+            by_client_id: HashMap::new(),
+            threads: HashMap::new(),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -117,15 +137,7 @@ impl State {
 /// The message as read back: tombstones hide their content; roots carry their thread summary.
 fn message_view(room: &StoredRoom, m: &Message) -> Message {
     let mut out = m.clone();
-    let replies: Vec<&Message> = room
-        .messages
-        .values()
-        .filter(|r| r.thread_id == Some(m.id))
-        .collect();
-    out.thread = (!replies.is_empty()).then(|| ThreadSummary {
-        reply_count: replies.len() as i64,
-        last_reply_at: replies.iter().map(|r| r.created_at).max(),
-    });
+    out.thread = room.threads.get(&m.id).cloned();
     if out.deleted {
         out.body = None;
         out.attachment = None;
@@ -263,17 +275,8 @@ impl RoomStore for MemoryStore {
             .iter()
             .map(|&(u, role)| (u, new_membership(room.id, u, role, room.created_at)))
             .collect();
-        s.rooms.insert(
-            room.id,
-            StoredRoom {
-                room: room.clone(),
-                last_seq: Seq::ZERO,
-                rev: Rev(0),
-                last_message_at: None,
-                members,
-                messages: BTreeMap::new(),
-            },
-        );
+        s.rooms
+            .insert(room.id, StoredRoom::new(room.clone(), members));
         Ok(())
     }
 
@@ -295,20 +298,11 @@ impl RoomStore for MemoryStore {
             .into_iter()
             .map(|u| (u, new_membership(room.id, u, Role::Member, room.created_at)))
             .collect();
-        s.rooms.insert(
-            room.id,
-            StoredRoom {
-                room: NewRoom {
-                    kind: RoomKind::Direct,
-                    ..room.clone()
-                },
-                last_seq: Seq::ZERO,
-                rev: Rev(0),
-                last_message_at: None,
-                members,
-                messages: BTreeMap::new(),
-            },
-        );
+        let spec = NewRoom {
+            kind: RoomKind::Direct,
+            ..room.clone()
+        };
+        s.rooms.insert(room.id, StoredRoom::new(spec, members));
         s.direct_pairs.insert(pair, room.id);
         Ok((room.id, true))
     }
@@ -527,11 +521,8 @@ impl MessageStore for MemoryStore {
         let mut s = self.lock();
         let r = s.rooms.get_mut(&new.room_id).ok_or(StoreError::NotFound)?;
         if let Some(client_id) = &new.client_id {
-            if let Some(original) = r
-                .messages
-                .values()
-                .find(|m| m.sender_id == new.sender_id && m.client_id.as_ref() == Some(client_id))
-            {
+            let key = (new.sender_id, client_id.clone());
+            if let Some(original) = r.by_client_id.get(&key).and_then(|seq| r.messages.get(seq)) {
                 return Ok(Appended {
                     message: message_view(r, original),
                     created: false,
@@ -560,6 +551,19 @@ impl MessageStore for MemoryStore {
             deleted: false,
             reactions: Vec::new(),
         };
+        r.by_id.insert(message.id, message.seq);
+        if let Some(client_id) = &message.client_id {
+            r.by_client_id
+                .insert((message.sender_id, client_id.clone()), message.seq);
+        }
+        if let Some(root) = message.thread_id {
+            let summary = r.threads.entry(root).or_insert(ThreadSummary {
+                reply_count: 0,
+                last_reply_at: None,
+            });
+            summary.reply_count += 1;
+            summary.last_reply_at = summary.last_reply_at.max(Some(message.created_at));
+        }
         r.messages.insert(message.seq, message.clone());
         if let Some(m) = r.members.get_mut(&new.sender_id) {
             m.read_seq = m.read_seq.max(message.seq);
@@ -574,9 +578,9 @@ impl MessageStore for MemoryStore {
     async fn message(&self, room: RoomId, id: MessageId) -> Result<Option<Message>, StoreError> {
         let s = self.lock();
         Ok(s.rooms.get(&room).and_then(|r| {
-            r.messages
-                .values()
-                .find(|m| m.id == id)
+            r.by_id
+                .get(&id)
+                .and_then(|seq| r.messages.get(seq))
                 .map(|m| message_view(r, m))
         }))
     }
