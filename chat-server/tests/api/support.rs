@@ -1,5 +1,7 @@
 //! A real server on a random port, and HTTP and WebSocket clients for it.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chat_server::{Config, RunningServer};
@@ -290,4 +292,70 @@ pub(crate) fn seqs(messages: &[Value]) -> Vec<i64> {
         .iter()
         .map(|m| m["seq"].as_i64().unwrap())
         .collect()
+}
+
+/// The `chat-server` binary running as a process of its own.
+pub(crate) struct Program {
+    child: Child,
+    pub(crate) base: String,
+}
+
+impl Program {
+    /// Runs the binary in `dir` (its `./data` is `dir/data`), on a free port, with nothing
+    /// configured but `env`.
+    pub(crate) fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Program {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .current_dir(dir)
+            .env_clear()
+            .env("CHAT_ADDR", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the server logs where it listens")
+                .unwrap();
+            if let Some(at) = line.find("listening on http://") {
+                let rest = &line[at + "listening on ".len()..];
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Program { child, base }
+    }
+
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        for _ in 0..100 {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return exit;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the server did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Program {
+    /// Kills the process at once, as a crash would.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        // A failing test must not leave a server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
