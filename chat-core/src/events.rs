@@ -51,6 +51,16 @@ pub enum Event {
         /// The former member.
         user_id: UserId,
     },
+    /// A member started or stopped typing.
+    #[serde(rename = "typing")]
+    Typing {
+        /// The room.
+        room_id: RoomId,
+        /// Who types.
+        user_id: UserId,
+        /// Whether they are typing now.
+        typing: bool,
+    },
 }
 
 impl Event {
@@ -62,7 +72,8 @@ impl Event {
             }
             Event::MessageDeleted { room_id, .. }
             | Event::MemberJoined { room_id, .. }
-            | Event::MemberLeft { room_id, .. } => *room_id,
+            | Event::MemberLeft { room_id, .. }
+            | Event::Typing { room_id, .. } => *room_id,
         }
     }
 

@@ -1801,3 +1801,48 @@ async fn lost_or_repeated_hints_still_give_each_seq_once_in_order() {
     say(&this_node, alice, room, "m4").await;
     assert_eq!(next_created(&mut session, room).await, (4, "m4".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_crosses_nodes_to_members_only() {
+    let store = Arc::new(MemoryStore::new());
+    let bus = InProcessNotifier::default();
+    let node_a = node(&store, &bus, limits()).await;
+    let node_b = node(&store, &bus, limits()).await;
+    let alice = seed_user(&store, "alice").await;
+    let bob = seed_user(&store, "bob").await;
+    let eve = seed_user(&store, "eve").await;
+    let room = private_room(&node_a, alice, &[bob]).await;
+    let mut bob_on_b = node_b.connect(bob).await.expect("bob on B");
+    let mut eve_on_b = node_b.connect(eve).await.expect("eve on B");
+
+    node_a
+        .typing(alice, room, chat_core::engine::Typing { typing: true })
+        .await
+        .expect("typing");
+    // The room's creation may still be arriving from node A as `member.joined`.
+    let mut frame = next(&mut bob_on_b).await;
+    while kind(&frame) == "member.joined" {
+        frame = next(&mut bob_on_b).await;
+    }
+    assert_eq!(kind(&frame), "typing");
+    assert_eq!(frame["user_id"], alice.to_string());
+    assert_eq!(frame["typing"], true);
+    // A renewal is not announced again; a stop is.
+    node_a
+        .typing(alice, room, chat_core::engine::Typing { typing: true })
+        .await
+        .expect("renewed");
+    node_a
+        .typing(alice, room, chat_core::engine::Typing { typing: false })
+        .await
+        .expect("stopped");
+    let frame = next(&mut bob_on_b).await;
+    assert_eq!((kind(&frame), frame["typing"].as_bool()), ("typing", Some(false)));
+    assert_quiet(&mut eve_on_b).await;
+    assert!(matches!(
+        node_b
+            .typing(eve, room, chat_core::engine::Typing { typing: true })
+            .await,
+        Err(ChatError::NotFound)
+    ));
+}

@@ -184,6 +184,13 @@ struct SendFrame {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct TypingFrame {
+    room_id: String,
+    typing: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SyncFrame {
     rooms: BTreeMap<String, SyncSince>,
 }
@@ -317,6 +324,10 @@ async fn handle(text: &str, engine: &ChatEngine, session: &mut Session) -> Vec<M
             Ok(frame) => send(engine, session, frame).await,
             Err(e) => bad(&format!("invalid message.send: {e}")),
         },
+        "typing" => match serde_json::from_value::<TypingFrame>(value) {
+            Ok(frame) => typing(engine, session, frame).await,
+            Err(e) => bad(&format!("invalid typing: {e}")),
+        },
         "sync" => match serde_json::from_value::<SyncFrame>(value) {
             Ok(frame) => sync(engine, session, frame).await,
             Err(e) => bad(&format!("invalid sync: {e}")),
@@ -351,6 +362,22 @@ async fn send(engine: &ChatEngine, session: &Session, frame: SendFrame) -> Vec<M
         }
         .text()],
         Err(e) => vec![error_frame(&e, Some(client_id), Some(&frame.room_id))],
+    }
+}
+
+async fn typing(engine: &ChatEngine, session: &Session, frame: TypingFrame) -> Vec<Message> {
+    let result = match frame.room_id.parse::<RoomId>() {
+        Ok(room) => {
+            let input = chat_core::engine::Typing {
+                typing: frame.typing,
+            };
+            engine.typing(session.user(), room, input).await
+        }
+        Err(_) => Err(ChatError::NotFound),
+    };
+    match result {
+        Ok(()) => Vec::new(),
+        Err(e) => vec![error_frame(&e, None, Some(&frame.room_id))],
     }
 }
 

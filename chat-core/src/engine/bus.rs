@@ -56,6 +56,17 @@ async fn apply(inner: &Arc<Inner>, hint: &Hint) -> Result<(), ChatError> {
             }
             Ok(())
         }
+        HintKind::Typing { user, typing } => {
+            inner.hub.publish(
+                Event::Typing {
+                    room_id: room,
+                    user_id: user,
+                    typing,
+                }
+                .into_frame(),
+            );
+            Ok(())
+        }
         HintKind::MemberLeft { user } => {
             inner.hub.publish(
                 Event::MemberLeft {

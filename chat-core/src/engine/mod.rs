@@ -8,6 +8,7 @@ mod bus;
 mod live;
 mod messages;
 mod rooms;
+mod typing;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub use accounts::{LoginResult, Register, UpdateMe};
 pub use live::{Session, SessionEnd, SyncSince, SyncedRoom};
 pub use messages::{HistoryQuery, SendMessage, Sent};
 pub use rooms::{AddMember, CreateRoom, DirectRoom, MemberPage, RoomPage};
+pub use typing::{Typing, TYPING_TTL};
 
 /// The limits the engine enforces; each is a setting of the server.
 #[derive(Clone, Debug)]
@@ -75,6 +77,7 @@ struct Inner {
     tokens: TokenIssuer,
     limits: Limits,
     node: NodeId,
+    typing: typing::TypingState,
 }
 
 /// Builds a [`ChatEngine`] from its ports; everything but the store has a default.
@@ -148,9 +151,11 @@ impl ChatEngineBuilder {
                 ids: self.ids,
                 tokens,
                 limits: self.limits,
+                typing: typing::TypingState::default(),
             }),
         };
         bus::spawn(Arc::downgrade(&engine.inner), bus);
+        typing::spawn_expiry(Arc::downgrade(&engine.inner));
         Ok(engine)
     }
 }

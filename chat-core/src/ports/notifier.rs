@@ -38,6 +38,13 @@ pub enum HintKind {
         /// The former member.
         user: UserId,
     },
+    /// The user started or stopped typing (not stored: the hint is the whole event).
+    Typing {
+        /// Who types.
+        user: UserId,
+        /// Whether they are typing now.
+        typing: bool,
+    },
 }
 
 /// One change, from one node.

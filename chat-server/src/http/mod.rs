@@ -6,6 +6,7 @@ mod accounts;
 mod messages;
 mod ops;
 mod rooms;
+mod signals;
 
 use std::collections::HashMap;
 
@@ -30,6 +31,8 @@ pub(crate) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(rooms::routes(state))
         .unify()
         .or(messages::routes(state))
+        .unify()
+        .or(signals::routes(state))
         .unify()
         .or(ops::routes(state))
         .unify()

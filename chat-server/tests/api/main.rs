@@ -10,4 +10,5 @@ mod privacy;
 mod restart;
 mod resume;
 mod sequence;
+mod typing;
 mod ws_protocol;

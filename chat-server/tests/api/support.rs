@@ -198,23 +198,7 @@ impl TestServer {
     /// A socket whose kernel receive buffer is fixed at `bytes` (which turns off the kernel's
     /// autotuning), so a client that stops reading backs up into the server quickly.
     pub(crate) async fn ws_with_receive_buffer(&self, token: &str, bytes: Option<u32>) -> Ws {
-        let mut request = self.ws_url.as_str().into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        if let Some(bytes) = bytes {
-            socket.set_recv_buffer_size(bytes).unwrap();
-        }
-        let addr = self.base.trim_start_matches("http://").parse().unwrap();
-        let tcp = socket.connect(addr).await.expect("tcp connects");
-        let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
-            .await
-            .expect("websocket connects");
-        let mut ws = Ws { stream };
-        let ready = ws.next().await;
-        assert_eq!(ready["type"], "ready", "{ready}");
-        ws
+        Ws::connect(&self.base, token, bytes).await
     }
 }
 
@@ -224,6 +208,30 @@ pub(crate) struct Ws {
 }
 
 impl Ws {
+    /// Connects to the server at `base` (`http://host:port`) and reads its `ready` frame.
+    pub(crate) async fn connect(base: &str, token: &str, receive_buffer: Option<u32>) -> Ws {
+        let addr = base.trim_start_matches("http://");
+        let mut request = format!("ws://{addr}/v1/ws").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(bytes) = receive_buffer {
+            socket.set_recv_buffer_size(bytes).unwrap();
+        }
+        let tcp = socket
+            .connect(addr.parse().unwrap())
+            .await
+            .expect("tcp connects");
+        let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("websocket connects");
+        let mut ws = Ws { stream };
+        let ready = ws.next().await;
+        assert_eq!(ready["type"], "ready", "{ready}");
+        ws
+    }
+
     /// The next JSON frame (control frames skipped); fails after [`FRAME_WAIT`].
     pub(crate) async fn next(&mut self) -> Value {
         loop {
@@ -341,14 +349,6 @@ impl Program {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("the server did not stop within 10 s of SIGTERM");
-    }
-}
-
-impl Program {
-    /// Kills the process at once, as a crash would.
-    pub(crate) fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
