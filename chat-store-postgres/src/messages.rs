@@ -1,0 +1,538 @@
+//! Messages and history.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chat_core::domain::{
+    from_micros, micros, Appended, ClientId, HistoryAnchor, HistoryPage, Message, MessageId,
+    MessageKind, NewMessage, Rev, RoomId, Seq, ThreadSummary, UserId,
+};
+use chat_core::ports::MessageStore;
+use chat_core::StoreError;
+use sea_query::{Asterisk, Expr, Func, JoinType, Order, Query, SelectStatement, SimpleExpr};
+use sqlx::{Executor, Postgres};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{corrupt, db};
+use crate::query::{execute, fetch_all, fetch_optional};
+use crate::schema::{Derived, Memberships, Mentions, Messages, Rooms};
+use crate::store::PgStore;
+
+const MESSAGE_COLUMNS: [Messages; 14] = [
+    Messages::Id,
+    Messages::RoomId,
+    Messages::Seq,
+    Messages::Rev,
+    Messages::SenderId,
+    Messages::Kind,
+    Messages::Body,
+    Messages::ClientId,
+    Messages::ReplyTo,
+    Messages::ThreadId,
+    Messages::Mentions,
+    Messages::CreatedAt,
+    Messages::EditedAt,
+    Messages::Deleted,
+];
+
+#[derive(Debug, sqlx::FromRow)]
+struct MessageRow {
+    id: Uuid,
+    room_id: Uuid,
+    seq: i64,
+    rev: i64,
+    sender_id: Uuid,
+    kind: String,
+    body: Option<String>,
+    client_id: Option<String>,
+    reply_to: Option<Uuid>,
+    thread_id: Option<Uuid>,
+    mentions: Vec<Uuid>,
+    created_at: OffsetDateTime,
+    edited_at: Option<OffsetDateTime>,
+    deleted: bool,
+    reply_count: i64,
+    last_reply_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StoreError;
+
+    fn try_from(row: MessageRow) -> Result<Self, StoreError> {
+        let kind =
+            MessageKind::parse(&row.kind).ok_or_else(|| corrupt("messages.kind", row.kind))?;
+        let client_id = row
+            .client_id
+            .map(|c| ClientId::parse(&c).map_err(|_| corrupt("messages.client_id", c.as_str())))
+            .transpose()?;
+        Ok(Message {
+            id: MessageId(row.id),
+            room_id: RoomId(row.room_id),
+            seq: Seq(row.seq),
+            rev: Rev(row.rev),
+            sender_id: UserId(row.sender_id),
+            kind,
+            // A deleted message keeps no text, whatever the row still holds.
+            body: if row.deleted { None } else { row.body },
+            attachment: None,
+            reply_to: row.reply_to.map(MessageId),
+            thread_id: row.thread_id.map(MessageId),
+            thread: (row.reply_count > 0).then_some(ThreadSummary {
+                reply_count: row.reply_count,
+                last_reply_at: row.last_reply_at,
+            }),
+            mentions: row.mentions.into_iter().map(UserId).collect(),
+            client_id,
+            created_at: row.created_at,
+            edited_at: row.edited_at,
+            deleted: row.deleted,
+            reactions: Vec::new(),
+        })
+    }
+}
+
+/// The mentioned ids as a `uuid[]` value. sea-query binds no arrays without its
+/// `postgres-array` feature (which would change its `Value` for every crate of the workspace),
+/// so the array is bound in its text form and cast by the server.
+fn mentions_array(mentions: &[UserId]) -> SimpleExpr {
+    let elements: Vec<String> = mentions
+        .iter()
+        .map(|u| u.0.hyphenated().to_string())
+        .collect();
+    Func::cast_as(format!("{{{}}}", elements.join(",")), Derived::UuidArray).into()
+}
+
+/// The thread summary of the outer query's message: how many replies it has and when the
+/// newest was posted. An aggregate without `GROUP BY` yields one row even for no replies.
+fn thread_summary() -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::col(Asterisk).count(), Derived::ReplyCount)
+        .expr_as(
+            Func::max(Expr::col((Derived::Replies, Messages::CreatedAt))),
+            Derived::LastReplyAt,
+        )
+        .from_as(Messages::Table, Derived::Replies)
+        .and_where(
+            Expr::col((Derived::Replies, Messages::RoomId))
+                .equals((Messages::Table, Messages::RoomId)),
+        )
+        .and_where(
+            Expr::col((Derived::Replies, Messages::ThreadId))
+                .equals((Messages::Table, Messages::Id)),
+        )
+        .to_owned()
+}
+
+/// Selects [`MessageRow`]s from `messages`, with their thread summaries. The summary is a
+/// lateral subquery, so both of its aggregates come from one scan of the thread index, and
+/// only for the rows the outer query keeps.
+fn select_messages() -> SelectStatement {
+    Query::select()
+        .columns(MESSAGE_COLUMNS.map(|c| (Messages::Table, c)))
+        .columns([
+            (Derived::Thread, Derived::ReplyCount),
+            (Derived::Thread, Derived::LastReplyAt),
+        ])
+        .from(Messages::Table)
+        .join_lateral(
+            JoinType::LeftJoin,
+            thread_summary(),
+            Derived::Thread,
+            Expr::cust("TRUE"),
+        )
+        .to_owned()
+}
+
+fn in_room(room: RoomId) -> SimpleExpr {
+    Expr::col((Messages::Table, Messages::RoomId)).eq(room.0)
+}
+
+async fn fetch_messages<'c, E>(exec: E, q: &SelectStatement) -> Result<Vec<Message>, StoreError>
+where
+    E: Executor<'c, Database = Postgres>,
+{
+    let rows: Vec<MessageRow> = fetch_all(exec, q).await.map_err(db)?;
+    rows.into_iter().map(Message::try_from).collect()
+}
+
+/// The messages at the given positions, by room: the newest message of each room, when called
+/// with the `last_seq` read together with the room. Naming the seq (rather than joining `rooms`
+/// again) keeps the message the one that row named, even if a message was appended since.
+pub(crate) async fn last_messages<'c, E>(
+    exec: E,
+    positions: impl IntoIterator<Item = (RoomId, Seq)>,
+) -> Result<HashMap<RoomId, Message>, StoreError>
+where
+    E: Executor<'c, Database = Postgres>,
+{
+    let keys: Vec<(Uuid, i64)> = positions
+        .into_iter()
+        .map(|(room, seq)| (room.0, seq.0))
+        .collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let q = select_messages()
+        .and_where(
+            Expr::tuple([
+                Expr::col((Messages::Table, Messages::RoomId)).into(),
+                Expr::col((Messages::Table, Messages::Seq)).into(),
+            ])
+            .in_tuples(keys),
+        )
+        .to_owned();
+    let messages = fetch_messages(exec, &q).await?;
+    Ok(messages.into_iter().map(|m| (m.room_id, m)).collect())
+}
+
+#[async_trait]
+impl MessageStore for PgStore {
+    #[tracing::instrument(name = "db.message.append", skip_all, err)]
+    async fn append_message(&self, message: &NewMessage) -> Result<Appended, StoreError> {
+        // Returning early drops the transaction, which rolls back whatever it had done.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+
+        // Taking the room's next position first locks its row until commit: every other append
+        // to the room, from any node, waits here, so seqs are handed out one at a time and
+        // without gaps, and what this transaction reads next includes every earlier append.
+        let created_at = from_micros(micros(message.created_at));
+        let bump = Query::update()
+            .table(Rooms::Table)
+            .values([
+                (Rooms::LastSeq, Expr::col(Rooms::LastSeq).add(1)),
+                (Rooms::Rev, Expr::col(Rooms::Rev).add(1)),
+                (Rooms::LastMessageAt, created_at.into()),
+            ])
+            .and_where(Expr::col(Rooms::Id).eq(message.room_id.0))
+            .returning(Query::returning().columns([Rooms::LastSeq, Rooms::Rev]))
+            .to_owned();
+        let position: Option<(i64, i64)> = fetch_optional(&mut *tx, &bump).await.map_err(db)?;
+        let (seq, rev) = position.ok_or(StoreError::NotFound)?;
+
+        if let Some(client_id) = &message.client_id {
+            let q = select_messages()
+                .and_where(in_room(message.room_id))
+                .and_where(Expr::col((Messages::Table, Messages::SenderId)).eq(message.sender_id.0))
+                .and_where(Expr::col((Messages::Table, Messages::ClientId)).eq(client_id.as_str()))
+                .to_owned();
+            if let Some(original) = fetch_messages(&mut *tx, &q).await?.pop() {
+                // Rolling back gives the seq and rev taken above back to the room.
+                tx.rollback().await.map_err(db)?;
+                return Ok(Appended {
+                    message: original,
+                    created: false,
+                });
+            }
+        }
+
+        let insert = Query::insert()
+            .into_table(Messages::Table)
+            .columns([
+                Messages::RoomId,
+                Messages::Seq,
+                Messages::Id,
+                Messages::SenderId,
+                Messages::Kind,
+                Messages::Body,
+                Messages::ClientId,
+                Messages::ReplyTo,
+                Messages::ThreadId,
+                Messages::Mentions,
+                Messages::CreatedAt,
+                Messages::Rev,
+            ])
+            .values([
+                message.room_id.0.into(),
+                seq.into(),
+                message.id.0.into(),
+                message.sender_id.0.into(),
+                message.kind.as_str().into(),
+                message.body.as_ref().map(|b| b.as_str()).into(),
+                message.client_id.as_ref().map(ClientId::as_str).into(),
+                message.reply_to.map(|m| m.0).into(),
+                message.thread_id.map(|m| m.0).into(),
+                mentions_array(&message.mentions),
+                created_at.into(),
+                rev.into(),
+            ])
+            .map_err(StoreError::backend)?
+            .to_owned();
+        execute(&mut *tx, &insert).await.map_err(db)?;
+
+        let mut mentioned = message.mentions.clone();
+        mentioned.sort_unstable();
+        mentioned.dedup();
+        if !mentioned.is_empty() {
+            let mut insert = Query::insert();
+            insert.into_table(Mentions::Table).columns([
+                Mentions::RoomId,
+                Mentions::Seq,
+                Mentions::UserId,
+            ]);
+            for user in mentioned {
+                insert
+                    .values([message.room_id.0.into(), seq.into(), user.0.into()])
+                    .map_err(StoreError::backend)?;
+            }
+            execute(&mut *tx, &insert).await.map_err(db)?;
+        }
+
+        // The sender has seen what they wrote. GREATEST keeps a watermark from moving
+        // backwards; a sender without a membership row has no watermark to move.
+        let watermarks = Query::update()
+            .table(Memberships::Table)
+            .values([
+                (
+                    Memberships::ReadSeq,
+                    Func::greatest([Expr::col(Memberships::ReadSeq).into(), seq.into()]).into(),
+                ),
+                (
+                    Memberships::DeliveredSeq,
+                    Func::greatest([Expr::col(Memberships::DeliveredSeq).into(), seq.into()])
+                        .into(),
+                ),
+            ])
+            .and_where(Expr::col(Memberships::RoomId).eq(message.room_id.0))
+            .and_where(Expr::col(Memberships::UserId).eq(message.sender_id.0))
+            .to_owned();
+        execute(&mut *tx, &watermarks).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+
+        Ok(Appended {
+            message: Message {
+                id: message.id,
+                room_id: message.room_id,
+                seq: Seq(seq),
+                rev: Rev(rev),
+                sender_id: message.sender_id,
+                kind: message.kind,
+                body: message.body.as_ref().map(|b| b.as_str().to_owned()),
+                attachment: None,
+                reply_to: message.reply_to,
+                thread_id: message.thread_id,
+                thread: None,
+                mentions: message.mentions.clone(),
+                client_id: message.client_id.clone(),
+                created_at,
+                edited_at: None,
+                deleted: false,
+                reactions: Vec::new(),
+            },
+            created: true,
+        })
+    }
+
+    #[tracing::instrument(name = "db.message.get", skip_all, err)]
+    async fn message(&self, room: RoomId, id: MessageId) -> Result<Option<Message>, StoreError> {
+        let q = select_messages()
+            .and_where(in_room(room))
+            .and_where(Expr::col((Messages::Table, Messages::Id)).eq(id.0))
+            .to_owned();
+        Ok(fetch_messages(&self.pool, &q).await?.pop())
+    }
+
+    #[tracing::instrument(name = "db.message.history", skip_all, err)]
+    async fn history(
+        &self,
+        room: RoomId,
+        anchor: HistoryAnchor,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError> {
+        let seq = (Messages::Table, Messages::Seq);
+        let mut q = select_messages();
+        q.and_where(in_room(room));
+        let newest_first = match anchor {
+            HistoryAnchor::Latest => true,
+            HistoryAnchor::Before(before) => {
+                q.and_where(Expr::col(seq).lt(before.0));
+                true
+            }
+            HistoryAnchor::After(after) => {
+                q.and_where(Expr::col(seq).gt(after.0));
+                false
+            }
+        };
+        let order = if newest_first {
+            Order::Desc
+        } else {
+            Order::Asc
+        };
+        // One more than asked for tells whether there is more beyond the page.
+        q.order_by(seq, order).limit(u64::from(limit) + 1);
+        let mut messages = fetch_messages(&self.pool, &q).await?;
+        let has_more = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        if newest_first {
+            messages.reverse();
+        }
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    #[tracing::instrument(name = "db.message.changed_since", skip_all, err)]
+    async fn changed_since(
+        &self,
+        room: RoomId,
+        through: Seq,
+        after_rev: Rev,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let q = select_messages()
+            .and_where(in_room(room))
+            .and_where(Expr::col((Messages::Table, Messages::Seq)).lte(through.0))
+            .and_where(Expr::col((Messages::Table, Messages::Rev)).gt(after_rev.0))
+            .order_by((Messages::Table, Messages::Rev), Order::Asc)
+            .limit(u64::from(limit))
+            .to_owned();
+        fetch_messages(&self.pool, &q).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chat_core::domain::ClientId;
+    use chat_core::ports::RoomStore;
+
+    use super::*;
+    use crate::test_support::{at, post, room, scratch, second_node, text, user};
+
+    #[tokio::test]
+    async fn appends_from_two_nodes_leave_no_gaps() {
+        let Some(one) = scratch().await else { return };
+        let two = second_node(&one).await;
+        let alice = user(&one, "alice").await;
+        let room = room(&one, &[alice], at(0)).await;
+        let nodes = [Arc::new(one), Arc::new(two)];
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let node = nodes[i % 2].clone();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    for _ in 0..25 {
+                        let appended = node
+                            .append_message(&text(room, alice, Vec::new()))
+                            .await
+                            .unwrap();
+                        got.push(appended.message.seq.0);
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all.sort_unstable();
+        assert_eq!(all, (1..=200).collect::<Vec<i64>>());
+        let stored = nodes[1]
+            .history(room, HistoryAnchor::After(Seq::ZERO), 500)
+            .await
+            .unwrap();
+        let seqs: Vec<i64> = stored.messages.iter().map(|m| m.seq.0).collect();
+        assert_eq!(seqs, all);
+        let r = nodes[0].room(room).await.unwrap().unwrap();
+        assert_eq!((r.last_seq, r.rev), (Seq(200), Rev(200)));
+    }
+
+    #[tokio::test]
+    async fn a_client_id_racing_on_two_nodes_is_stored_once_without_a_gap() {
+        let Some(one) = scratch().await else { return };
+        let two = second_node(&one).await;
+        let alice = user(&one, "alice").await;
+        let room = room(&one, &[alice], at(0)).await;
+        let mut message = text(room, alice, Vec::new());
+        message.client_id = Some(ClientId::parse("retry-1").unwrap());
+        let tasks: Vec<_> = [Arc::new(one.clone()), Arc::new(two)]
+            .into_iter()
+            .cycle()
+            .take(6)
+            .map(|node| {
+                let mut attempt = message.clone();
+                attempt.id = MessageId(Uuid::new_v4());
+                tokio::spawn(async move { node.append_message(&attempt).await.unwrap() })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        assert_eq!(results.iter().filter(|a| a.created).count(), 1);
+        assert!(results.iter().all(|a| a.message == results[0].message));
+        // The attempts that found the original gave their seq back.
+        let next = one
+            .append_message(&text(room, alice, Vec::new()))
+            .await
+            .unwrap();
+        assert_eq!(next.message.seq, Seq(2));
+    }
+
+    #[tokio::test]
+    async fn deleted_rows_read_back_as_tombstones_and_are_not_unread() {
+        let Some(store) = scratch().await else { return };
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let room = room(&store, &[alice, bob], at(0)).await;
+        let gone = post(&store, room, bob).await;
+        post(&store, room, bob).await;
+        sqlx::query("UPDATE messages SET deleted = true WHERE id = $1")
+            .bind(gone.0)
+            .execute(store.pool())
+            .await
+            .unwrap();
+
+        let tombstone = store.message(room, gone).await.unwrap().unwrap();
+        assert!(tombstone.deleted);
+        assert_eq!(tombstone.body, None);
+        let items = store.rooms_of_user(alice, false, None, 50).await.unwrap();
+        assert_eq!(items[0].membership.unread_count, 1);
+    }
+
+    #[tokio::test]
+    async fn mentions_read_back_as_written_and_count_once() {
+        let Some(store) = scratch().await else { return };
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let room = room(&store, &[alice, bob], at(0)).await;
+        let appended = store
+            .append_message(&text(room, bob, vec![bob, alice, alice]))
+            .await
+            .unwrap();
+        let stored = store
+            .message(room, appended.message.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored, appended.message);
+        let items = store.rooms_of_user(alice, false, None, 50).await.unwrap();
+        assert_eq!(items[0].membership.mention_count, 1);
+    }
+
+    #[tokio::test]
+    async fn times_keep_their_microseconds() {
+        let Some(store) = scratch().await else { return };
+        let alice = user(&store, "alice").await;
+        let room = room(&store, &[alice], at(0)).await;
+        let mut message = text(room, alice, Vec::new());
+        message.created_at = at(5) + time::Duration::nanoseconds(123_456_789);
+        let appended = store.append_message(&message).await.unwrap().message;
+        assert_eq!(
+            appended.created_at,
+            at(5) + time::Duration::microseconds(123_456)
+        );
+        let stored = store.message(room, appended.id).await.unwrap().unwrap();
+        assert_eq!(stored.created_at, appended.created_at);
+    }
+
+    #[tokio::test]
+    async fn a_history_page_of_zero_only_tells_whether_more_exist() {
+        let Some(store) = scratch().await else { return };
+        let alice = user(&store, "alice").await;
+        let room = room(&store, &[alice], at(0)).await;
+        post(&store, room, alice).await;
+        let page = store.history(room, HistoryAnchor::Latest, 0).await.unwrap();
+        assert!(page.messages.is_empty() && page.has_more);
+    }
+}

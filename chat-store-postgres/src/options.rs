@@ -1,0 +1,28 @@
+//! How a store connects to its database.
+
+use std::time::Duration;
+
+/// Tuning for [`crate::PgStore`]'s connection pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PgOptions {
+    /// The most connections open at once.
+    pub max_connections: u32,
+    /// The connections kept open even when idle.
+    pub min_connections: u32,
+    /// How long an operation waits for a free connection before failing as unavailable.
+    pub acquire_timeout: Duration,
+    /// The longest a statement may run before the server cancels it; `None` keeps the
+    /// server's setting.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 16,
+            min_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The names of tables and columns, as sea-query identifiers; the migrations define them.
+
+use sea_query::Iden;
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Users {
+    Table,
+    Id,
+    Username,
+    UsernameKey,
+    DisplayName,
+    Email,
+    EmailKey,
+    PasswordHash,
+    CreatedAt,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum AuthSessions {
+    Table,
+    Id,
+    UserId,
+    RefreshHash,
+    CreatedAt,
+    ExpiresAt,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Rooms {
+    Table,
+    Id,
+    Kind,
+    Name,
+    Topic,
+    Visibility,
+    CreatedBy,
+    CreatedAt,
+    MemberCount,
+    LastSeq,
+    Rev,
+    LastMessageAt,
+    DirectKey,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Memberships {
+    Table,
+    RoomId,
+    UserId,
+    Role,
+    JoinedAt,
+    ReadSeq,
+    DeliveredSeq,
+    Pinned,
+    Muted,
+    Archived,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Messages {
+    Table,
+    RoomId,
+    Seq,
+    Id,
+    SenderId,
+    Kind,
+    Body,
+    ClientId,
+    ReplyTo,
+    ThreadId,
+    Mentions,
+    CreatedAt,
+    EditedAt,
+    Deleted,
+    Rev,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Mentions {
+    Table,
+    RoomId,
+    Seq,
+    UserId,
+}
+
+/// Names that exist only in queries: computed columns, table aliases and type names.
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Derived {
+    /// `messages` again, as the replies of the outer message's thread.
+    Replies,
+    /// The lateral subquery that summarises the outer message's thread.
+    Thread,
+    ReplyCount,
+    LastReplyAt,
+    UnreadCount,
+    MentionCount,
+    /// The type of `messages.mentions`, for casting its bound text form.
+    #[iden = "uuid[]"]
+    UuidArray,
+    /// The type a `pinned` flag is cast to, to compare it with a cursor's rank.
+    #[iden = "integer"]
+    Integer,
+}
