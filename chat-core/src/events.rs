@@ -51,6 +51,17 @@ pub enum Event {
         /// The former member.
         user_id: UserId,
     },
+    /// A user's presence changed (sent to those who share a room with them).
+    #[serde(rename = "presence")]
+    Presence {
+        /// The user.
+        user_id: UserId,
+        /// Their availability.
+        status: crate::engine::PresenceStatus,
+        /// When a connection of theirs last opened or closed.
+        #[serde(with = "time::serde::rfc3339::option")]
+        last_seen: Option<time::OffsetDateTime>,
+    },
     /// A member started or stopped typing.
     #[serde(rename = "typing")]
     Typing {
@@ -64,16 +75,17 @@ pub enum Event {
 }
 
 impl Event {
-    /// The room the event belongs to.
-    pub fn room(&self) -> RoomId {
+    /// The room the event belongs to (none for presence, which goes to a user's rooms).
+    pub fn room(&self) -> Option<RoomId> {
         match self {
             Event::MessageCreated { message } | Event::MessageUpdated { message } => {
-                message.room_id
+                Some(message.room_id)
             }
             Event::MessageDeleted { room_id, .. }
             | Event::MemberJoined { room_id, .. }
             | Event::MemberLeft { room_id, .. }
-            | Event::Typing { room_id, .. } => *room_id,
+            | Event::Typing { room_id, .. } => Some(*room_id),
+            Event::Presence { .. } => None,
         }
     }
 
@@ -93,7 +105,7 @@ impl Event {
             Err(e) => unreachable!("event serialization failed: {e}"),
         };
         Arc::new(Frame {
-            room: Some(self.room()),
+            room: self.room(),
             seq: self.seq(),
             json: json.into(),
         })

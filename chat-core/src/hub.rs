@@ -166,6 +166,32 @@ impl Hub {
         }
     }
 
+    /// Queues the frame once to every session following any of `rooms` (a session in several
+    /// of them gets it once), except the sessions of `except`.
+    pub fn publish_to_rooms(&self, rooms: &[RoomId], except: UserId, frame: &Arc<Frame>) {
+        let full: Vec<u64> = {
+            let routes = self.read();
+            let mut keys: Vec<u64> = rooms
+                .iter()
+                .filter_map(|room| routes.by_room.get(room))
+                .flatten()
+                .copied()
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            keys.into_iter()
+                .filter(|key| {
+                    routes.sessions.get(key).is_some_and(|entry| {
+                        entry.user != except && !self.offer(entry, Item::Frame(frame.clone()))
+                    })
+                })
+                .collect()
+        };
+        for key in full {
+            self.unregister(key);
+        }
+    }
+
     /// Makes every session of `user` follow `room`, live after `baseline`.
     pub(crate) fn join(&self, user: UserId, room: RoomId, baseline: Seq) {
         self.route_user(user, room, true, || Item::Joined { room, baseline });
@@ -274,6 +300,30 @@ mod tests {
         assert!(slow.cut.load(Ordering::SeqCst));
         assert_eq!(hub.session_count(), 1);
         assert_eq!(hub.stats().slow_consumers.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_frame_for_several_rooms_reaches_each_session_once() {
+        let hub = Hub::new(8);
+        let (r1, r2, r3) = (
+            RoomId(Uuid::new_v4()),
+            RoomId(Uuid::new_v4()),
+            RoomId(Uuid::new_v4()),
+        );
+        let me = UserId(Uuid::new_v4());
+        let mut mine = hub.register(me, [r1]);
+        let mut both = hub.register(UserId(Uuid::new_v4()), [r1, r2]);
+        let mut other = hub.register(UserId(Uuid::new_v4()), [r3]);
+        let f = Arc::new(Frame {
+            room: None,
+            seq: None,
+            json: "{}".into(),
+        });
+        hub.publish_to_rooms(&[r1, r2], me, &f);
+        assert!(mine.rx.try_recv().is_err(), "not to the excepted user");
+        assert!(both.rx.try_recv().is_ok());
+        assert!(both.rx.try_recv().is_err(), "once, not once per room");
+        assert!(other.rx.try_recv().is_err());
     }
 
     #[test]

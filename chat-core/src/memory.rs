@@ -14,7 +14,8 @@ use crate::domain::{
 };
 use crate::error::StoreError;
 use crate::ports::{
-    constraint, AuthSession, MessageStore, RoomStore, SessionStore, Store, UserStore,
+    constraint, AuthSession, MessageStore, NodeId, PresenceRecord, PresenceStore, RoomStore,
+    SessionStore, Store, UserStore,
 };
 
 /// A [`Store`] held in memory; every method is one critical section, so each is atomic.
@@ -29,6 +30,15 @@ struct State {
     sessions: HashMap<crate::domain::SessionId, AuthSession>,
     rooms: HashMap<RoomId, StoredRoom>,
     direct_pairs: HashMap<(UserId, UserId), RoomId>,
+    nodes: HashMap<NodeId, OffsetDateTime>,
+    connections: HashMap<(NodeId, UserId), i64>,
+    presence: HashMap<UserId, UserPresence>,
+}
+
+#[derive(Debug, Default)]
+struct UserPresence {
+    away: bool,
+    last_seen: Option<OffsetDateTime>,
 }
 
 #[derive(Debug)]
@@ -90,6 +100,38 @@ fn direct_pair(a: UserId, b: UserId) -> (UserId, UserId) {
 }
 
 impl State {
+    fn live_connections(&self, user: UserId, alive_since: OffsetDateTime) -> i64 {
+        self.connections
+            .iter()
+            .filter(|((node, u), _)| {
+                *u == user
+                    && self
+                        .nodes
+                        .get(node)
+                        .is_some_and(|beat| *beat >= alive_since)
+            })
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    /// Drops a node and its connections; the users it served, last seen at `at`.
+    fn drop_node(&mut self, node: NodeId, at: OffsetDateTime) -> Vec<UserId> {
+        self.nodes.remove(&node);
+        let mut users: Vec<UserId> = self
+            .connections
+            .keys()
+            .filter(|(n, _)| *n == node)
+            .map(|(_, u)| *u)
+            .collect();
+        users.sort();
+        users.dedup();
+        self.connections.retain(|(n, _), _| *n != node);
+        for user in &users {
+            self.presence.entry(*user).or_default().last_seen = Some(at);
+        }
+        users
+    }
+
     fn username_taken(&self, key: &str, except: Option<UserId>) -> bool {
         self.users
             .values()
@@ -654,5 +696,95 @@ impl MessageStore for MemoryStore {
 impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[async_trait]
+impl PresenceStore for MemoryStore {
+    async fn node_heartbeat(&self, node: NodeId, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.lock().nodes.insert(node, now);
+        Ok(())
+    }
+
+    async fn connection_opened(
+        &self,
+        node: NodeId,
+        user: UserId,
+        now: OffsetDateTime,
+        alive_since: OffsetDateTime,
+    ) -> Result<i64, StoreError> {
+        let mut s = self.lock();
+        *s.connections.entry((node, user)).or_insert(0) += 1;
+        s.presence.entry(user).or_default().last_seen = Some(now);
+        Ok(s.live_connections(user, alive_since))
+    }
+
+    async fn connection_closed(
+        &self,
+        node: NodeId,
+        user: UserId,
+        now: OffsetDateTime,
+        alive_since: OffsetDateTime,
+    ) -> Result<i64, StoreError> {
+        let mut s = self.lock();
+        if let Some(n) = s.connections.get_mut(&(node, user)) {
+            *n -= 1;
+            if *n <= 0 {
+                s.connections.remove(&(node, user));
+            }
+        }
+        s.presence.entry(user).or_default().last_seen = Some(now);
+        Ok(s.live_connections(user, alive_since))
+    }
+
+    async fn set_away(&self, user: UserId, away: bool) -> Result<(), StoreError> {
+        self.lock().presence.entry(user).or_default().away = away;
+        Ok(())
+    }
+
+    async fn presence(
+        &self,
+        users: &[UserId],
+        alive_since: OffsetDateTime,
+    ) -> Result<Vec<PresenceRecord>, StoreError> {
+        let s = self.lock();
+        Ok(users
+            .iter()
+            .filter(|u| s.users.contains_key(u))
+            .map(|&user| {
+                let p = s.presence.get(&user);
+                PresenceRecord {
+                    user_id: user,
+                    connections: s.live_connections(user, alive_since),
+                    away: p.is_some_and(|p| p.away),
+                    last_seen: p.and_then(|p| p.last_seen),
+                }
+            })
+            .collect())
+    }
+
+    async fn reap_nodes(&self, alive_since: OffsetDateTime) -> Result<Vec<UserId>, StoreError> {
+        let mut s = self.lock();
+        let dead: Vec<(NodeId, OffsetDateTime)> = s
+            .nodes
+            .iter()
+            .filter(|(_, beat)| **beat < alive_since)
+            .map(|(node, beat)| (*node, *beat))
+            .collect();
+        let mut users = Vec::new();
+        for (node, beat) in dead {
+            users.extend(s.drop_node(node, beat));
+        }
+        users.sort();
+        users.dedup();
+        Ok(users)
+    }
+
+    async fn forget_node(
+        &self,
+        node: NodeId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<UserId>, StoreError> {
+        Ok(self.lock().drop_node(node, now))
     }
 }

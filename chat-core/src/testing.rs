@@ -21,7 +21,7 @@ use crate::domain::{
     Username, Visibility,
 };
 use crate::error::StoreError;
-use crate::ports::{constraint, AuthSession, Store};
+use crate::ports::{constraint, AuthSession, NodeId, Store};
 
 /// Expands into one `#[tokio::test]` per conformance behaviour; needs an
 /// `async fn make_store()` in scope returning `Arc<dyn Store>` or `Option<Arc<dyn Store>>`
@@ -56,6 +56,11 @@ macro_rules! store_conformance_tests {
             room_positions_list_the_users_rooms,
             members_are_found_by_username,
             the_oldest_member_of_a_role_is_found,
+            presence_counts_connections_across_nodes,
+            presence_ignores_nodes_without_a_recent_heartbeat,
+            reaping_forgets_dead_nodes_once,
+            a_node_that_leaves_is_forgotten,
+            away_is_kept_and_unknown_users_are_left_out,
             ping_answers,
         );
     };
@@ -776,6 +781,166 @@ pub async fn the_oldest_member_of_a_role_is_found(store: Arc<dyn Store>) {
             .unwrap(),
         None
     );
+}
+
+fn node() -> NodeId {
+    NodeId(Uuid::new_v4())
+}
+
+async fn connections(store: &Arc<dyn Store>, user: UserId, alive_since: OffsetDateTime) -> i64 {
+    store.presence(&[user], alive_since).await.unwrap()[0].connections
+}
+
+/// Connections are counted per node and user, across nodes, up and down.
+pub async fn presence_counts_connections_across_nodes(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let (a, b) = (node(), node());
+    store.node_heartbeat(a, t(100)).await.unwrap();
+    store.node_heartbeat(b, t(100)).await.unwrap();
+    let since = t(90);
+    assert_eq!(
+        store
+            .connection_opened(a, alice, t(101), since)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .connection_opened(b, alice, t(102), since)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .connection_opened(a, alice, t(103), since)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .connection_closed(a, alice, t(104), since)
+            .await
+            .unwrap(),
+        2
+    );
+    let record = store.presence(&[alice], since).await.unwrap().remove(0);
+    assert_eq!(
+        (record.user_id, record.connections, record.away),
+        (alice, 2, false)
+    );
+    assert_eq!(record.last_seen, Some(t(104)));
+    assert_eq!(
+        store
+            .connection_closed(a, alice, t(105), since)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .connection_closed(b, alice, t(106), since)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(connections(&store, alice, since).await, 0);
+}
+
+/// A node whose heartbeat is older than `alive_since` does not count.
+pub async fn presence_ignores_nodes_without_a_recent_heartbeat(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let (stale, fresh) = (node(), node());
+    store.node_heartbeat(stale, t(0)).await.unwrap();
+    store.node_heartbeat(fresh, t(100)).await.unwrap();
+    assert_eq!(
+        store
+            .connection_opened(stale, alice, t(1), t(-10))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(connections(&store, alice, t(50)).await, 0);
+    assert_eq!(
+        store
+            .connection_opened(fresh, alice, t(101), t(50))
+            .await
+            .unwrap(),
+        1
+    );
+    store.node_heartbeat(stale, t(120)).await.unwrap();
+    assert_eq!(
+        connections(&store, alice, t(100)).await,
+        2,
+        "a renewed heartbeat counts again"
+    );
+}
+
+/// Dead nodes are reaped once, with their connections; their users are reported.
+pub async fn reaping_forgets_dead_nodes_once(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let carol = add_user(&store, "carol").await;
+    let (dead, alive) = (node(), node());
+    store.node_heartbeat(dead, t(10)).await.unwrap();
+    store.node_heartbeat(alive, t(100)).await.unwrap();
+    for (n, u) in [(dead, alice), (dead, carol), (alive, bob), (alive, carol)] {
+        store.connection_opened(n, u, t(11), t(0)).await.unwrap();
+    }
+    let mut reaped = store.reap_nodes(t(50)).await.unwrap();
+    reaped.sort();
+    let mut want = vec![alice, carol];
+    want.sort();
+    assert_eq!(reaped, want);
+    assert!(
+        store.reap_nodes(t(50)).await.unwrap().is_empty(),
+        "reaped once"
+    );
+    let record = store.presence(&[alice], t(0)).await.unwrap().remove(0);
+    assert_eq!(record.connections, 0, "gone even for a lenient alive_since");
+    assert_eq!(
+        record.last_seen,
+        Some(t(10)),
+        "last seen when its node was last heard from"
+    );
+    assert_eq!(connections(&store, carol, t(50)).await, 1);
+    assert_eq!(connections(&store, bob, t(50)).await, 1);
+}
+
+/// A node that leaves takes its connections with it.
+pub async fn a_node_that_leaves_is_forgotten(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let n = node();
+    store.node_heartbeat(n, t(100)).await.unwrap();
+    store
+        .connection_opened(n, alice, t(101), t(90))
+        .await
+        .unwrap();
+    store
+        .connection_opened(n, alice, t(102), t(90))
+        .await
+        .unwrap();
+    assert_eq!(store.forget_node(n, t(103)).await.unwrap(), vec![alice]);
+    let record = store.presence(&[alice], t(90)).await.unwrap().remove(0);
+    assert_eq!((record.connections, record.last_seen), (0, Some(t(103))));
+}
+
+/// Away is kept per user; presence leaves out unknown users.
+pub async fn away_is_kept_and_unknown_users_are_left_out(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let ghost = UserId(Uuid::new_v4());
+    let fresh = store.presence(&[alice, ghost], t(0)).await.unwrap();
+    assert_eq!(fresh.len(), 1);
+    assert_eq!(
+        (fresh[0].connections, fresh[0].away, fresh[0].last_seen),
+        (0, false, None)
+    );
+    store.set_away(alice, true).await.unwrap();
+    assert!(store.presence(&[alice], t(0)).await.unwrap()[0].away);
+    store.set_away(alice, false).await.unwrap();
+    assert!(!store.presence(&[alice], t(0)).await.unwrap()[0].away);
 }
 
 /// A reachable store answers a ping.

@@ -20,12 +20,16 @@ pub struct Config {
     /// Directory for the SQLite database and the generated JWT secret.
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// Database URL (`sqlite:...`); default: `chat.db` in the data directory.
-    #[arg(long, env = "CHAT_DATABASE_URL")]
+    /// Database URL: `sqlite:...`, or `postgres://...` (several nodes may share one);
+    /// default: `chat.db` in the data directory.
+    #[arg(long, env = "CHAT_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Connections the store's read pool may open.
+    /// Connections the store may open (SQLite: readers; writes use one more).
     #[arg(long, env = "CHAT_DB_MAX_CONNECTIONS", default_value_t = 8)]
     pub db_max_connections: u32,
+    /// Seconds a request waits for a database connection before answering 503.
+    #[arg(long, env = "CHAT_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
+    pub db_acquire_timeout_secs: u64,
     /// HS256 secret for access tokens, at least 32 bytes; default: generated once and kept in
     /// the data directory.
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
@@ -69,7 +73,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("addr", &self.addr)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url)
+            .field("database_url", &self.database_url.as_ref().map(|_| "***"))
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_ttl_secs", &self.jwt_ttl_secs)

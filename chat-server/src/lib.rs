@@ -31,7 +31,9 @@ use std::time::Duration;
 
 use chat_core::auth::TokenIssuer;
 use chat_core::engine::Limits;
+use chat_core::ports::{Notifier, Store};
 use chat_core::{ChatEngine, ChatError, StoreError};
+use chat_store_postgres::{PgNotifier, PgOptions, PgStore};
 use chat_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::sync::watch;
 use warp::filters::BoxedFilter;
@@ -117,6 +119,11 @@ impl ChatApi {
     pub fn close_sockets(&self) {
         let _ = self.shutdown.send(true);
     }
+
+    /// The engine behind the API.
+    pub fn engine(&self) -> &ChatEngine {
+        &self.state.engine
+    }
 }
 
 /// Why the server could not start.
@@ -143,7 +150,23 @@ pub struct RunningServer {
     api: ChatApi,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
-    store: SqliteStore,
+    backend: Backend,
+}
+
+/// The store a server runs on, kept to close it on shutdown.
+#[derive(Debug)]
+enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Backend {
+    async fn close(&self) {
+        match self {
+            Backend::Sqlite(store) => store.close().await,
+            Backend::Postgres(store) => store.close().await,
+        }
+    }
 }
 
 impl RunningServer {
@@ -153,38 +176,23 @@ impl RunningServer {
     }
 
     /// Stops gracefully: no new connections, in-flight requests finish, WebSockets close with
-    /// 1001, then the store is closed.
+    /// 1001, this node leaves presence (its users go offline for the others at once), then the
+    /// store is closed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
         self.api.close_sockets();
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "the server task failed");
         }
-        self.store.close().await;
+        self.api.engine().shutdown().await;
+        self.backend.close().await;
     }
 }
 
 /// Opens the store, builds the engine and starts serving, all from `config`.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let options = SqliteOptions {
-        max_read_connections: config.db_max_connections.max(1),
-        ..SqliteOptions::default()
-    };
-    let store = match config.database_url.as_deref() {
-        None => SqliteStore::open(&config.data_dir.join("chat.db"), options).await?,
-        Some(url) if url.starts_with("sqlite:") => SqliteStore::connect(url, options).await?,
-        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
-            return Err(StartError::Config(
-                "PostgreSQL is not supported by this build yet; use a sqlite: URL".into(),
-            ))
-        }
-        Some(_) => {
-            return Err(StartError::Config(
-                "CHAT_DATABASE_URL must start with sqlite:".into(),
-            ))
-        }
-    };
+    let (store, notifier, backend) = open_backend(&config).await?;
     let secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),
         None => secret::load_or_create(&config.data_dir)?,
@@ -197,11 +205,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         session_queue: config.ws_queue,
         ..Limits::default()
     };
-    let engine = ChatEngine::builder(Arc::new(store.clone()))
-        .tokens(tokens)
-        .limits(limits)
-        .build()
-        .await?;
+    let mut builder = ChatEngine::builder(store).tokens(tokens).limits(limits);
+    if let Some(notifier) = notifier {
+        builder = builder.notifier(notifier);
+    }
+    let engine = builder.build().await?;
     let api = ChatApi::new(
         engine,
         ApiSettings {
@@ -225,6 +233,44 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         api,
         stop,
         task,
-        store,
+        backend,
     })
+}
+
+/// The store named by `CHAT_DATABASE_URL` (SQLite in the data directory by default), and for
+/// PostgreSQL the LISTEN/NOTIFY bus that lets several nodes share it.
+async fn open_backend(
+    config: &Config,
+) -> Result<(Arc<dyn Store>, Option<Arc<dyn Notifier>>, Backend), StartError> {
+    let acquire_timeout = Duration::from_secs(config.db_acquire_timeout_secs.max(1));
+    let sqlite = SqliteOptions {
+        max_read_connections: config.db_max_connections.max(1),
+        busy_timeout: acquire_timeout,
+        ..SqliteOptions::default()
+    };
+    let url = config.database_url.as_deref();
+    let store = match url {
+        None => SqliteStore::open(&config.data_dir.join("chat.db"), sqlite).await?,
+        Some(url) if url.starts_with("sqlite:") => SqliteStore::connect(url, sqlite).await?,
+        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+            let options = PgOptions {
+                max_connections: config.db_max_connections.max(2),
+                acquire_timeout,
+                ..PgOptions::default()
+            };
+            let store = PgStore::connect(url, options).await?;
+            let notifier = PgNotifier::start(store.pool().clone()).await?;
+            return Ok((
+                Arc::new(store.clone()),
+                Some(Arc::new(notifier)),
+                Backend::Postgres(store),
+            ));
+        }
+        Some(_) => {
+            return Err(StartError::Config(
+                "CHAT_DATABASE_URL must start with sqlite: or postgres:".into(),
+            ))
+        }
+    };
+    Ok((Arc::new(store.clone()), None, Backend::Sqlite(store)))
 }

@@ -24,7 +24,9 @@
 
 mod error;
 mod messages;
+mod notifier;
 mod options;
+mod presence;
 mod query;
 mod rooms;
 mod schema;
@@ -38,6 +40,7 @@ use async_trait::async_trait;
 use chat_core::ports::Store;
 use chat_core::StoreError;
 
+pub use notifier::PgNotifier;
 pub use options::PgOptions;
 pub use store::PgStore;
 

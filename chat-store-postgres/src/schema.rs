@@ -101,3 +101,26 @@ pub(crate) enum Derived {
     #[iden = "integer"]
     Integer,
 }
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Nodes {
+    Table,
+    Id,
+    HeartbeatAt,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Connections {
+    Table,
+    NodeId,
+    UserId,
+    Count,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum UserPresence {
+    Table,
+    UserId,
+    Away,
+    LastSeen,
+}

@@ -20,6 +20,7 @@
 mod error;
 mod messages;
 mod options;
+mod presence;
 mod query;
 mod rooms;
 mod schema;

@@ -93,3 +93,26 @@ pub(crate) enum Derived {
     UnreadCount,
     MentionCount,
 }
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Nodes {
+    Table,
+    Id,
+    HeartbeatAt,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Connections {
+    Table,
+    NodeId,
+    UserId,
+    Count,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum UserPresence {
+    Table,
+    UserId,
+    Away,
+    LastSeen,
+}

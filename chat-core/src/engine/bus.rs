@@ -37,8 +37,16 @@ async fn apply_all(inner: &Arc<Inner>, hints: &[Hint]) -> Result<(), ChatError> 
 }
 
 async fn apply(inner: &Arc<Inner>, hint: &Hint) -> Result<(), ChatError> {
-    let room = hint.room;
+    let room = match (hint.kind, hint.room) {
+        (HintKind::Presence { user }, _) => return inner.presence_hint(user).await,
+        (_, Some(room)) => room,
+        (kind, None) => {
+            tracing::warn!(?kind, "ignoring a room hint without a room");
+            return Ok(());
+        }
+    };
     match hint.kind {
+        HintKind::Presence { .. } => Ok(()),
         HintKind::Message { seq } => publish_message(inner, room, seq).await,
         HintKind::MemberJoined { user, baseline } => {
             // Read first, so that the sessions get `member.joined` right after they start

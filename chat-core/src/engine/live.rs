@@ -71,6 +71,8 @@ pub struct Session {
     /// the membership before it gets the room's messages.
     catch_up: HashSet<RoomId>,
     positions: Vec<RoomPosition>,
+    /// Whether presence counts this connection (so dropping it must count it closed).
+    counted: bool,
 }
 
 /// A gap to fill from the store before live delivery of the room goes on.
@@ -86,6 +88,16 @@ struct Fill {
 impl Drop for Session {
     fn drop(&mut self) {
         self.inner.hub.unregister(self.inbox.key);
+        // Counting the connection closed needs the store; it runs after the session is gone.
+        // Without a runtime (the process is ending) the node's heartbeat runs out instead.
+        if !self.counted {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let inner = self.inner.clone();
+            let user = self.user;
+            runtime.spawn(async move { inner.connection_closed(user).await });
+        }
     }
 }
 
@@ -99,32 +111,37 @@ impl ChatEngine {
         // later one reaches the subscription.
         let first = inner.store().room_positions(actor, max).await?;
         let inbox = inner.hub.register(actor, first.iter().map(|p| p.room_id));
-        let positions = inner.store().room_positions(actor, max).await?;
-        for p in &positions {
-            inner.hub.follow(inbox.key, p.room_id);
-        }
-        let cursors = positions
-            .iter()
-            .map(|p| {
-                (
-                    p.room_id,
-                    Cursor {
-                        baseline: p.last_seq,
-                        sent: p.last_seq,
-                    },
-                )
-            })
-            .collect();
-        Ok(Session {
+        // From here the session exists: if anything below fails, dropping it undoes the
+        // registration (and the connection count, once counted).
+        let mut session = Session {
             inner,
             user: actor,
             inbox,
-            cursors,
+            cursors: HashMap::new(),
             ready: VecDeque::new(),
             pending: None,
             catch_up: HashSet::new(),
-            positions,
-        })
+            positions: Vec::new(),
+            counted: false,
+        };
+        let positions = session.inner.store().room_positions(actor, max).await?;
+        for p in &positions {
+            session.inner.hub.follow(session.inbox.key, p.room_id);
+        }
+        session.cursors = positions
+            .iter()
+            .map(|p| {
+                let cursor = Cursor {
+                    baseline: p.last_seq,
+                    sent: p.last_seq,
+                };
+                (p.room_id, cursor)
+            })
+            .collect();
+        session.positions = positions;
+        session.inner.connection_opened(actor).await?;
+        session.counted = true;
+        Ok(session)
     }
 }
 

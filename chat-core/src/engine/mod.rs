@@ -7,6 +7,7 @@ mod accounts;
 mod bus;
 mod live;
 mod messages;
+mod presence;
 mod rooms;
 mod typing;
 
@@ -24,6 +25,9 @@ use crate::ports::{Hint, HintKind, NodeId, Notifier, Store};
 pub use accounts::{LoginResult, Register, UpdateMe};
 pub use live::{Session, SessionEnd, SyncSince, SyncedRoom};
 pub use messages::{HistoryQuery, SendMessage, Sent};
+pub use presence::{
+    Presence, PresenceStatus, SetPresence, HEARTBEAT, MAX_PRESENCE_QUERY, NODE_TIMEOUT,
+};
 pub use rooms::{AddMember, CreateRoom, DirectRoom, MemberPage, RoomPage};
 pub use typing::{Typing, TYPING_TTL};
 
@@ -140,6 +144,9 @@ impl ChatEngineBuilder {
             .notifier
             .unwrap_or_else(|| Arc::new(InProcessNotifier::default()));
         let bus = notifier.subscribe().await?;
+        let node = NodeId(self.ids.new_id());
+        // Beat once before any connection is counted, so this node's counts hold from the first.
+        self.store.node_heartbeat(node, self.clock.now()).await?;
         let engine = ChatEngine {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -147,7 +154,7 @@ impl ChatEngineBuilder {
                 hub: Hub::new(self.limits.session_queue),
                 hasher: PasswordHasher::new(self.limits.max_concurrent_hashes),
                 clock: self.clock,
-                node: NodeId(self.ids.new_id()),
+                node,
                 ids: self.ids,
                 tokens,
                 limits: self.limits,
@@ -156,6 +163,7 @@ impl ChatEngineBuilder {
         };
         bus::spawn(Arc::downgrade(&engine.inner), bus);
         typing::spawn_expiry(Arc::downgrade(&engine.inner));
+        presence::spawn_heartbeat(Arc::downgrade(&engine.inner));
         Ok(engine)
     }
 }
@@ -231,14 +239,14 @@ impl Inner {
         self.hint(room, hint).await;
     }
 
-    async fn hint(&self, room: RoomId, kind: HintKind) {
+    async fn hint(&self, room: Option<RoomId>, kind: HintKind) {
         let hint = Hint {
             origin: self.node,
             room,
             kind,
         };
         if let Err(e) = self.notifier.publish(&[hint]).await {
-            tracing::warn!(error = %e, %room, "publishing a hint failed; other nodes will catch up on sync");
+            tracing::warn!(error = %e, ?room, "publishing a hint failed; other nodes will catch up on sync");
         }
     }
 }

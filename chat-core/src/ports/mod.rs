@@ -3,8 +3,10 @@
 
 mod blob;
 mod notifier;
+mod presence;
 mod store;
 
 pub use blob::{BlobError, BlobInfo, BlobKey, BlobStore, ByteStream};
 pub use notifier::{BusSignal, BusStream, Hint, HintKind, NodeId, Notifier};
+pub use presence::{PresenceRecord, PresenceStore};
 pub use store::{constraint, AuthSession, MessageStore, RoomStore, SessionStore, Store, UserStore};

@@ -38,6 +38,11 @@ pub enum HintKind {
         /// The former member.
         user: UserId,
     },
+    /// The user's presence may have changed (read it from the store).
+    Presence {
+        /// The user.
+        user: UserId,
+    },
     /// The user started or stopped typing (not stored: the hint is the whole event).
     Typing {
         /// Who types.
@@ -52,8 +57,9 @@ pub enum HintKind {
 pub struct Hint {
     /// The node whose engine made the change.
     pub origin: NodeId,
-    /// The room it concerns.
-    pub room: RoomId,
+    /// The room it concerns (none for a user's presence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<RoomId>,
     /// What changed.
     pub kind: HintKind,
 }

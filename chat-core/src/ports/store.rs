@@ -11,6 +11,7 @@ use crate::domain::{
     SessionId, User, UserId, UserPatch,
 };
 use crate::error::StoreError;
+use crate::ports::PresenceStore;
 
 /// The names of the unique keys a store reports in [`StoreError::Conflict`].
 pub mod constraint {
@@ -177,7 +178,7 @@ pub trait MessageStore: Send + Sync + Debug {
 
 /// Everything the engine stores, behind one object.
 #[async_trait]
-pub trait Store: UserStore + SessionStore + RoomStore + MessageStore {
+pub trait Store: UserStore + SessionStore + RoomStore + MessageStore + PresenceStore {
     /// Answers when the backend is reachable (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;
 }

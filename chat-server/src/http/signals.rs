@@ -1,19 +1,24 @@
-//! Ephemeral signals: typing indicators (`/v1/rooms/{id}/typing`).
+//! Ephemeral signals: typing indicators (`/v1/rooms/{id}/typing`) and presence
+//! (`/v1/users/me/presence`, `/v1/presence`).
 
 use chat_core::auth::Identity;
-use chat_core::domain::RoomId;
-use chat_core::engine::Typing;
-use chat_core::ChatEngine;
+use chat_core::domain::{RoomId, UserId};
+use chat_core::engine::{SetPresence, Typing};
+use chat_core::{ChatEngine, ChatError};
+use serde_json::json;
 use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{authenticated, json_body, no_content, path_id, with_engine, Body};
+use super::{
+    authenticated, json_body, no_content, path_id, query, respond, with_engine, Body, Query,
+};
 use crate::State;
 
 pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
     let max = state.settings.max_body_bytes;
-    warp::path!("v1" / "rooms" / String / "typing")
+    let typing = warp::path!("v1" / "rooms" / String / "typing")
         .and(warp::post())
         .and(with_engine(state))
         .and(authenticated(state))
@@ -27,6 +32,55 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
                 };
                 no_content(result.await)
             },
-        )
+        );
+    let my_presence = warp::path!("v1" / "users" / "me" / "presence")
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .then(|engine: ChatEngine, who: Identity| async move {
+            respond(StatusCode::OK, engine.my_presence(who.user).await)
+        });
+    let set_presence = warp::path!("v1" / "users" / "me" / "presence")
+        .and(warp::put())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<SetPresence>(max))
+        .then(
+            |engine: ChatEngine, who: Identity, input: Body<SetPresence>| async move {
+                let result = async { engine.set_presence(who.user, input.get()?).await };
+                respond(StatusCode::OK, result.await)
+            },
+        );
+    let presence = warp::path!("v1" / "presence")
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(query())
+        .then(|engine: ChatEngine, who: Identity, q: Query| async move {
+            let result = async {
+                let users = q
+                    .text("user_ids")
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|id| {
+                        id.parse::<UserId>().map_err(|_| {
+                            ChatError::BadRequest(format!("user_ids: {id:?} is not a user id"))
+                        })
+                    })
+                    .collect::<Result<Vec<UserId>, ChatError>>()?;
+                let presence = engine.presence(who.user, &users).await?;
+                Ok(json!({ "presence": presence }))
+            };
+            respond(StatusCode::OK, result.await)
+        });
+    typing
+        .or(my_presence)
+        .unify()
+        .or(set_presence)
+        .unify()
+        .or(presence)
+        .unify()
         .boxed()
 }

@@ -232,8 +232,19 @@ impl Ws {
         ws
     }
 
-    /// The next JSON frame (control frames skipped); fails after [`FRAME_WAIT`].
+    /// The next JSON frame, presence aside (users coming and going; `next_of("presence")`
+    /// reads those); fails after [`FRAME_WAIT`].
     pub(crate) async fn next(&mut self) -> Value {
+        loop {
+            let frame = self.next_any().await;
+            if frame["type"] != "presence" {
+                return frame;
+            }
+        }
+    }
+
+    /// The next JSON frame of any type (control frames skipped).
+    pub(crate) async fn next_any(&mut self) -> Value {
         loop {
             let frame = tokio::time::timeout(FRAME_WAIT, self.stream.next())
                 .await
@@ -251,7 +262,7 @@ impl Ws {
     /// The next frame of the given type, skipping others.
     pub(crate) async fn next_of(&mut self, kind: &str) -> Value {
         loop {
-            let frame = self.next().await;
+            let frame = self.next_any().await;
             if frame["type"] == kind {
                 return frame;
             }
@@ -265,13 +276,13 @@ impl Ws {
             .expect("frame sent");
     }
 
-    /// Pings and returns every frame that arrived before the pong: what the server had queued
-    /// for this socket until then.
+    /// Pings and returns every frame (presence included) that arrived before the pong: what
+    /// the server had queued for this socket until then.
     pub(crate) async fn drain(&mut self) -> Vec<Value> {
         self.send(json!({"type": "ping"})).await;
         let mut before = Vec::new();
         loop {
-            let frame = self.next().await;
+            let frame = self.next_any().await;
             if frame["type"] == "pong" {
                 return before;
             }
