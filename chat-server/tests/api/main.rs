@@ -6,6 +6,7 @@ mod bad_input;
 mod binary;
 mod chat;
 mod idempotency;
+mod multinode;
 mod presence;
 mod privacy;
 mod restart;

@@ -245,8 +245,13 @@ impl Ws {
 
     /// The next JSON frame of any type (control frames skipped).
     pub(crate) async fn next_any(&mut self) -> Value {
+        self.next_any_within(FRAME_WAIT).await
+    }
+
+    /// The next JSON frame of any type, waiting at most `wait`.
+    pub(crate) async fn next_any_within(&mut self, wait: Duration) -> Value {
         loop {
-            let frame = tokio::time::timeout(FRAME_WAIT, self.stream.next())
+            let frame = tokio::time::timeout(wait, self.stream.next())
                 .await
                 .expect("a frame within the wait")
                 .expect("the socket is open")
@@ -360,6 +365,14 @@ impl Program {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("the server did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Program {
+    /// Kills the process at once, as a crash would.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
