@@ -31,9 +31,10 @@ use std::time::Duration;
 
 use chat_core::auth::TokenIssuer;
 use chat_core::engine::Limits;
+use chat_core::ports::NodeId;
 use chat_core::ports::{Notifier, Store};
 use chat_core::{ChatEngine, ChatError, StoreError};
-use chat_store_postgres::{PgNotifier, PgOptions, PgStore};
+use chat_store_postgres::{PgOptions, PgStore};
 use chat_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::sync::watch;
 use warp::filters::BoxedFilter;
@@ -192,7 +193,8 @@ impl RunningServer {
 /// Opens the store, builds the engine and starts serving, all from `config`.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let (store, notifier, backend) = open_backend(&config).await?;
+    let node = NodeId(uuid::Uuid::new_v4());
+    let (store, notifier, backend) = open_backend(&config, node).await?;
     let secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),
         None => secret::load_or_create(&config.data_dir)?,
@@ -205,7 +207,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         session_queue: config.ws_queue,
         ..Limits::default()
     };
-    let mut builder = ChatEngine::builder(store).tokens(tokens).limits(limits);
+    let mut builder = ChatEngine::builder(store)
+        .node(node)
+        .tokens(tokens)
+        .limits(limits);
     if let Some(notifier) = notifier {
         builder = builder.notifier(notifier);
     }
@@ -241,6 +246,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
 /// PostgreSQL the LISTEN/NOTIFY bus that lets several nodes share it.
 async fn open_backend(
     config: &Config,
+    node: NodeId,
 ) -> Result<(Arc<dyn Store>, Option<Arc<dyn Notifier>>, Backend), StartError> {
     let acquire_timeout = Duration::from_secs(config.db_acquire_timeout_secs.max(1));
     let sqlite = SqliteOptions {
@@ -258,8 +264,7 @@ async fn open_backend(
                 acquire_timeout,
                 ..PgOptions::default()
             };
-            let store = PgStore::connect(url, options).await?;
-            let notifier = PgNotifier::start(store.pool().clone()).await?;
+            let (store, notifier) = chat_store_postgres::connect_node(url, options, node).await?;
             return Ok((
                 Arc::new(store.clone()),
                 Some(Arc::new(notifier)),

@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use chat_core::ports::Store;
 use chat_core::StoreError;
 
-pub use notifier::PgNotifier;
+pub use notifier::{connect_node, PgNotifier};
 pub use options::PgOptions;
 pub use store::PgStore;
 

@@ -7,7 +7,7 @@ use chat_core::domain::{
     from_micros, micros, Appended, ClientId, HistoryAnchor, HistoryPage, Message, MessageId,
     MessageKind, NewMessage, Rev, RoomId, Seq, ThreadSummary, UserId,
 };
-use chat_core::ports::MessageStore;
+use chat_core::ports::{Hint, HintKind, MessageStore};
 use chat_core::StoreError;
 use sea_query::{Asterisk, Expr, Func, JoinType, Order, Query, SelectStatement, SimpleExpr};
 use sqlx::{Executor, Postgres};
@@ -297,6 +297,22 @@ impl MessageStore for PgStore {
             .and_where(Expr::col(Memberships::UserId).eq(message.sender_id.0))
             .to_owned();
         execute(&mut *tx, &watermarks).await.map_err(db)?;
+        if let Some(node) = self.hints_as {
+            // Inside the transaction, so PostgreSQL delivers it exactly when the message commits.
+            let hint = Hint {
+                origin: node,
+                room: Some(message.room_id),
+                kind: HintKind::Message { seq: Seq(seq) },
+            };
+            for payload in crate::notifier::payloads(&[hint]) {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(crate::notifier::CHANNEL)
+                    .bind(payload)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
         tx.commit().await.map_err(db)?;
 
         Ok(Appended {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_core::ports::{BusSignal, BusStream, Hint, Notifier};
+use chat_core::ports::{BusSignal, BusStream, Hint, HintKind, Notifier};
 use chat_core::StoreError;
 use futures_util::StreamExt;
 use sqlx::postgres::PgListener;
@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::error::db;
 
 /// The channel every node listens on.
-const CHANNEL: &str = "chat_hints";
+pub(crate) const CHANNEL: &str = "chat_hints";
 /// NOTIFY payloads must stay below 8000 bytes; leave room for the JSON array's brackets.
 const MAX_PAYLOAD: usize = 7900;
 /// How many signals a slow subscriber may fall behind before it is told to resync.
@@ -27,6 +27,9 @@ const SUBSCRIBER_BACKLOG: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct PgNotifier {
     pool: PgPool,
+    /// Whether this node's store already NOTIFYs message hints inside the appends' transactions,
+    /// so publishing them again after the commit would only double the other nodes' reads.
+    messages_sent_by_store: bool,
     signals: broadcast::Sender<BusSignal>,
     _listener: std::sync::Arc<AbortOnDrop>,
 }
@@ -50,10 +53,27 @@ impl PgNotifier {
         let task = tokio::spawn(run(pool.clone(), listener, signals.clone()));
         Ok(PgNotifier {
             pool,
+            messages_sent_by_store: false,
             signals,
             _listener: std::sync::Arc::new(AbortOnDrop(task)),
         })
     }
+}
+
+/// A node's store and bus on one database, wired so that each append NOTIFYs its hint inside
+/// its own transaction: PostgreSQL delivers it exactly when the message commits, and never for
+/// a message that did not, so no node can crash between storing a message and announcing it.
+/// The engine of that node must run as `node` (`ChatEngineBuilder::node`).
+pub async fn connect_node(
+    url: &str,
+    options: crate::PgOptions,
+    node: chat_core::ports::NodeId,
+) -> Result<(crate::PgStore, PgNotifier), StoreError> {
+    let mut store = crate::PgStore::connect(url, options).await?;
+    store.hints_as = Some(node);
+    let mut notifier = PgNotifier::start(store.pool().clone()).await?;
+    notifier.messages_sent_by_store = true;
+    Ok((store, notifier))
 }
 
 async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
@@ -103,7 +123,7 @@ async fn run(pool: PgPool, mut listener: PgListener, signals: broadcast::Sender<
 }
 
 /// Splits hints into JSON arrays that each fit one NOTIFY.
-fn payloads(hints: &[Hint]) -> Vec<String> {
+pub(crate) fn payloads(hints: &[Hint]) -> Vec<String> {
     let mut out = Vec::new();
     let mut current: Vec<String> = Vec::new();
     let mut size = 2;
@@ -129,7 +149,10 @@ fn payloads(hints: &[Hint]) -> Vec<String> {
 impl Notifier for PgNotifier {
     #[tracing::instrument(name = "bus.publish", skip_all, err)]
     async fn publish(&self, hints: &[Hint]) -> Result<(), StoreError> {
-        for payload in payloads(hints) {
+        let skip =
+            |h: &&Hint| self.messages_sent_by_store && matches!(h.kind, HintKind::Message { .. });
+        let hints: Vec<Hint> = hints.iter().filter(|h| !skip(h)).copied().collect();
+        for payload in payloads(&hints) {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
                 .bind(payload)

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use chat_core::ports::NodeId;
 use chat_core::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
@@ -20,6 +21,9 @@ use crate::options::PgOptions;
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// The node whose appends NOTIFY their hint inside their own transaction (see
+    /// [`crate::connect_node`]).
+    pub(crate) hints_as: Option<NodeId>,
     /// The database of a temporary store, dropped with the last clone. Declared after `pool`, so
     /// that the store's own handle on the pool is released first.
     temporary: Option<Arc<TemporaryDatabase>>,
@@ -84,6 +88,7 @@ impl PgStore {
             .map_err(StoreError::backend)?;
         Ok(PgStore {
             pool,
+            hints_as: None,
             temporary: None,
         })
     }

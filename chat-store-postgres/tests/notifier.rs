@@ -92,3 +92,86 @@ async fn a_listener_whose_backend_is_killed_resyncs_and_listens_again() {
     notifier.publish(&sent).await.unwrap();
     assert_eq!(next(&mut stream).await, BusSignal::Hints(sent));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_append_notifies_at_commit_and_is_not_repeated() {
+    use chat_core::domain::{
+        DisplayName, MessageBody, MessageId, MessageKind, NewMessage, NewRoom, Role, RoomKind,
+        User, Username, Visibility,
+    };
+    use chat_core::ports::{MessageStore, RoomStore, UserStore};
+
+    let Ok(admin) = std::env::var("CHAT_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: CHAT_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let db = PgStore::open_temporary(&admin, PgOptions::default())
+        .await
+        .unwrap();
+    let (name,): (String,) = sqlx::query_as("SELECT current_database()")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let server = admin.split('?').next().unwrap().rsplit_once('/').unwrap().0;
+    let node = NodeId(Uuid::new_v4());
+    let (store, notifier) =
+        chat_store_postgres::connect_node(&format!("{server}/{name}"), PgOptions::default(), node)
+            .await
+            .unwrap();
+    let listener = PgNotifier::start(db.pool().clone()).await.unwrap();
+    let mut stream = listener.subscribe().await.unwrap();
+
+    let now = time::OffsetDateTime::now_utc();
+    let user = User {
+        id: UserId(Uuid::new_v4()),
+        username: Username::parse("alice").unwrap(),
+        display_name: DisplayName::parse("alice").unwrap(),
+        email: None,
+        created_at: now,
+    };
+    store.create_user(&user, "hash").await.unwrap();
+    let room = NewRoom {
+        id: RoomId(Uuid::new_v4()),
+        kind: RoomKind::Group,
+        name: "r".into(),
+        topic: None,
+        visibility: Visibility::Private,
+        created_by: user.id,
+        created_at: now,
+    };
+    store
+        .create_room(&room, &[(user.id, Role::Owner)])
+        .await
+        .unwrap();
+    let message = NewMessage {
+        id: MessageId(Uuid::new_v4()),
+        room_id: room.id,
+        sender_id: user.id,
+        kind: MessageKind::Text,
+        body: Some(MessageBody::parse("hi", 100).unwrap()),
+        client_id: None,
+        reply_to: None,
+        thread_id: None,
+        mentions: Vec::new(),
+        created_at: now,
+    };
+    store.append_message(&message).await.unwrap();
+    let expected = Hint {
+        origin: node,
+        room: Some(room.id),
+        kind: HintKind::Message { seq: Seq(1) },
+    };
+    assert_eq!(next(&mut stream).await, BusSignal::Hints(vec![expected]));
+    // The engine publishes the same hint after the commit; the node's notifier leaves it out,
+    // and passes on everything else.
+    let typing = Hint {
+        origin: node,
+        room: Some(room.id),
+        kind: HintKind::Typing {
+            user: user.id,
+            typing: true,
+        },
+    };
+    notifier.publish(&[expected, typing]).await.unwrap();
+    assert_eq!(next(&mut stream).await, BusSignal::Hints(vec![typing]));
+}

@@ -93,9 +93,17 @@ pub struct ChatEngineBuilder {
     ids: Arc<dyn IdGenerator>,
     tokens: Option<TokenIssuer>,
     limits: Limits,
+    node: Option<NodeId>,
 }
 
 impl ChatEngineBuilder {
+    /// This node's id on the bus (default: a new random one). Set it when an adapter publishes
+    /// hints on the node's behalf, such as a store that notifies from inside its transactions.
+    pub fn node(mut self, node: NodeId) -> Self {
+        self.node = Some(node);
+        self
+    }
+
     /// The bus shared with other nodes (default: an in-process bus, for one node).
     pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = Some(notifier);
@@ -144,7 +152,7 @@ impl ChatEngineBuilder {
             .notifier
             .unwrap_or_else(|| Arc::new(InProcessNotifier::default()));
         let bus = notifier.subscribe().await?;
-        let node = NodeId(self.ids.new_id());
+        let node = self.node.unwrap_or_else(|| NodeId(self.ids.new_id()));
         // Beat once before any connection is counted, so this node's counts hold from the first.
         self.store.node_heartbeat(node, self.clock.now()).await?;
         let engine = ChatEngine {
@@ -178,6 +186,7 @@ impl ChatEngine {
             ids: Arc::new(RandomIds),
             tokens: None,
             limits: Limits::default(),
+            node: None,
         }
     }
 
