@@ -100,6 +100,8 @@ async fn run(pool: PgPool, mut listener: PgListener, signals: broadcast::Sender<
                 tracing::warn!("hint listener reconnected; resyncing");
                 let _ = signals.send(BusSignal::Resync);
             }
+            // The store is shutting down: nothing to listen for any more.
+            Err(_) if pool.is_closed() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "hint listener failed; reconnecting");
                 loop {
