@@ -1,2 +1,5 @@
-//! Benchmarks of the chat engine; see `benches/` (criterion). The load generator arrives with
-//! the performance work (issue 7).
+//! Benchmarks of the chat engine: criterion benches in `benches/`, and the `chat-load` load
+//! generator (`src/bin/chat-load.rs`) that drives running `chat-server` processes over HTTP
+//! and WebSocket, built from the modules in [`load`].
+
+pub mod load;

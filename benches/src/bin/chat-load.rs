@@ -1,0 +1,185 @@
+//! `chat-load`: a load generator for running `chat-server` processes.
+//!
+//! ```text
+//! chat-load multinode --send-url http://127.0.0.1:18201 --recv-url http://127.0.0.1:18202 \
+//!     --rate 1000 --duration 10 --receivers 10 --server-pid A --server-pid B [--json]
+//! chat-load fanout --url http://127.0.0.1:18201 --subscribers 1000 --rate 50 --body-bytes 200
+//! ```
+//!
+//! Each run registers fresh users (`load-<8 hex>-...`), puts them in one new room, posts
+//! messages over HTTP at a fixed rate and checks that every WebSocket receiver gets every acked
+//! message exactly once, in seq order, measuring send-to-receive latency. It prints a table and,
+//! last, one JSON line with the same figures (with `--json` the table goes to stderr, so stdout
+//! holds only the JSON). Exit status: 0 when everything arrived exactly once in order, 1 when
+//! something was lost, duplicated or out of order, 2 when the run could not be set up.
+//!
+//! It only talks to the URLs it is given. Servers limit message sends per user (API.md, 20/s by
+//! default): start them with `CHAT_RATE_LIMITS=off` for rates above that.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chat_benches::load::run::{run, Plan};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "Load generator for chat-server", version)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// One sender posts over HTTP to one server; receivers listen over WebSocket on another
+    /// server sharing its database (delivery across nodes).
+    Multinode(Multinode),
+    /// One sender and many subscriber sockets on one server (fan-out of one room).
+    Fanout(Fanout),
+}
+
+#[derive(Debug, Args)]
+struct Multinode {
+    /// The server that setup and sending use.
+    #[arg(long)]
+    send_url: String,
+    /// The server the receivers' WebSockets connect to.
+    #[arg(long)]
+    recv_url: String,
+    /// WebSocket receivers (each a user of its own).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    receivers: u32,
+    /// Messages per second.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Message body length; the `t=<micros> n=<k>` stamp alone when shorter.
+    #[arg(long, default_value_t = 0)]
+    body_bytes: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct Fanout {
+    /// The server used for everything.
+    #[arg(long)]
+    url: String,
+    /// WebSocket subscribers (each a user of its own).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    subscribers: u32,
+    /// Messages per second (each is delivered to every subscriber).
+    #[arg(long, default_value_t = 50.0)]
+    rate: f64,
+    /// Message body length; the `t=<micros> n=<k>` stamp alone when shorter.
+    #[arg(long, default_value_t = 200)]
+    body_bytes: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds after sending that deliveries may still arrive; also each send's timeout.
+    #[arg(long, default_value_t = 5.0)]
+    grace: f64,
+    /// Send requests in flight at most (one HTTP connection each).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: u32,
+    /// A server process whose peak memory (VmHWM) to report; repeatable.
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
+    /// Print only the JSON line on stdout (the table goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Seconds from the command line; `Duration::from_secs_f64` would panic on the rest.
+fn seconds(name: &str, value: f64) -> Result<Duration, String> {
+    if value.is_finite() && value > 0.0 && value < 1e6 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(format!("--{name} must be a positive number of seconds"))
+    }
+}
+
+fn plan(scenario: Scenario) -> Result<(Plan, bool), String> {
+    let (name, send_url, recv_url, receivers, rate, body_bytes, common) = match scenario {
+        Scenario::Multinode(m) => (
+            "multinode",
+            m.send_url,
+            m.recv_url,
+            m.receivers,
+            m.rate,
+            m.body_bytes,
+            m.common,
+        ),
+        Scenario::Fanout(f) => (
+            "fanout",
+            f.url.clone(),
+            f.url,
+            f.subscribers,
+            f.rate,
+            f.body_bytes,
+            f.common,
+        ),
+    };
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err("--rate must be a positive number".into());
+    }
+    let plan = Plan {
+        scenario: name,
+        send_url,
+        recv_url,
+        receivers: receivers as usize,
+        rate,
+        duration: seconds("duration", common.duration)?,
+        grace: seconds("grace", common.grace)?,
+        concurrency: common.concurrency as usize,
+        body_bytes,
+        server_pids: common.server_pids,
+    };
+    Ok((plan, common.json))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let (plan, json) = match plan(Cli::parse().scenario) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("chat-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match run(&plan).await {
+        Ok(report) => report,
+        Err(e) => {
+            // reqwest and tungstenite keep the telling part ("connection refused") in sources.
+            let mut message = e.to_string();
+            let mut source = e.source();
+            while let Some(cause) = source {
+                message = format!("{message}: {cause}");
+                source = cause.source();
+            }
+            eprintln!("chat-load: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        eprint!("{}", report.table());
+    } else {
+        print!("{}", report.table());
+    }
+    match serde_json::to_string(&report) {
+        Ok(line) => println!("{line}"),
+        Err(e) => eprintln!("chat-load: the report did not serialize: {e}"),
+    }
+    if report.delivered_exactly_once_in_order() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("chat-load: FAILED: messages lost, duplicated or out of order");
+        ExitCode::FAILURE
+    }
+}
