@@ -31,8 +31,7 @@ use std::time::Duration;
 
 use chat_core::auth::TokenIssuer;
 use chat_core::engine::Limits;
-use chat_core::ports::NodeId;
-use chat_core::ports::{Notifier, Store};
+use chat_core::ports::{NodeId, Notifier, Store};
 use chat_core::{ChatEngine, ChatError, StoreError};
 use chat_store_postgres::{PgOptions, PgStore};
 use chat_store_sqlite::{SqliteOptions, SqliteStore};
