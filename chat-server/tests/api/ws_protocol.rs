@@ -148,3 +148,33 @@ async fn shutdown_closes_sockets_with_1001() {
     assert_eq!(ws.closed().await, Some(1001));
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn idle_sockets_are_pinged_and_closed_when_they_do_not_answer() {
+    let server = TestServer::start_with(|c| c.ws_ping_secs = 1).await;
+    let alice = server.register("alice").await;
+    let mut answering = server.ws(&alice.token).await;
+    let mut silent = server.ws(&alice.token).await;
+    // The answering client reads (its library answers pings) for longer than the timeout.
+    let started = std::time::Instant::now();
+    let mut pinged = false;
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        if let Ok(Some(Ok(frame))) = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            futures_util::StreamExt::next(&mut answering.stream),
+        )
+        .await
+        {
+            pinged |= frame.is_ping();
+        }
+    }
+    assert!(pinged, "an idle socket is pinged");
+    answering.send(json!({"type": "ping"})).await;
+    assert_eq!(
+        answering.next().await["type"],
+        "pong",
+        "and stays open while it answers"
+    );
+    // The silent one never read, so never answered: the server closed it.
+    assert_eq!(silent.closed().await, Some(1008));
+}
