@@ -62,6 +62,18 @@ pub enum Event {
         #[serde(with = "time::serde::rfc3339::option")]
         last_seen: Option<time::OffsetDateTime>,
     },
+    /// A member's watermarks moved (rooms of up to 100 members).
+    #[serde(rename = "receipt")]
+    Receipt {
+        /// The room.
+        room_id: RoomId,
+        /// The member.
+        user_id: UserId,
+        /// Their delivered watermark.
+        delivered_seq: Seq,
+        /// Their read watermark.
+        read_seq: Seq,
+    },
     /// A member started or stopped typing.
     #[serde(rename = "typing")]
     Typing {
@@ -84,7 +96,8 @@ impl Event {
             Event::MessageDeleted { room_id, .. }
             | Event::MemberJoined { room_id, .. }
             | Event::MemberLeft { room_id, .. }
-            | Event::Typing { room_id, .. } => Some(*room_id),
+            | Event::Typing { room_id, .. }
+            | Event::Receipt { room_id, .. } => Some(*room_id),
             Event::Presence { .. } => None,
         }
     }

@@ -14,8 +14,8 @@ use crate::domain::{
 };
 use crate::error::StoreError;
 use crate::ports::{
-    constraint, AuthSession, MessageStore, NodeId, PresenceRecord, PresenceStore, RoomStore,
-    SessionStore, Store, UserStore,
+    constraint, AuthSession, MessageStore, NodeId, PresenceRecord, PresenceStore, Receipt,
+    ReceiptChange, ReceiptStore, RoomStore, SessionStore, Store, UnreadCount, UserStore,
 };
 
 /// A [`Store`] held in memory; every method is one critical section, so each is atomic.
@@ -60,6 +60,7 @@ struct StoredRoom {
     by_id: HashMap<MessageId, Seq>,
     by_client_id: HashMap<(UserId, ClientId), Seq>,
     threads: HashMap<MessageId, ThreadSummary>,
+    read_at: HashMap<UserId, OffsetDateTime>,
 }
 
 impl StoredRoom {
@@ -74,6 +75,7 @@ impl StoredRoom {
             by_id: HashMap::new(),
             by_client_id: HashMap::new(),
             threads: HashMap::new(),
+            read_at: HashMap::new(),
         }
     }
 }
@@ -186,6 +188,34 @@ fn message_view(room: &StoredRoom, m: &Message) -> Message {
         out.reactions.clear();
     }
     out
+}
+
+/// A member's unread messages: others' messages after their read watermark, not deleted.
+fn unread_in(room: &StoredRoom, m: &Membership) -> UnreadCount {
+    let unread: Vec<&Message> = room
+        .messages
+        .range(m.read_seq.next()..)
+        .map(|(_, msg)| msg)
+        .filter(|msg| msg.sender_id != m.user_id && !msg.deleted)
+        .collect();
+    UnreadCount {
+        room_id: room.room.id,
+        unread_count: unread.len() as i64,
+        mention_count: unread
+            .iter()
+            .filter(|msg| msg.mentions.contains(&m.user_id))
+            .count() as i64,
+        muted: m.muted,
+    }
+}
+
+fn receipt_of(room: &StoredRoom, m: &Membership) -> Receipt {
+    Receipt {
+        user_id: m.user_id,
+        delivered_seq: m.delivered_seq,
+        read_seq: m.read_seq,
+        read_at: room.read_at.get(&m.user_id).copied(),
+    }
 }
 
 fn activity(room: &StoredRoom) -> OffsetDateTime {
@@ -383,12 +413,7 @@ impl RoomStore for MemoryStore {
             .filter(|(c, _, _)| after.is_none_or(|a| key(c) < key(&a)))
             .take(limit as usize)
             .map(|(_, r, m)| {
-                let unread: Vec<&Message> = r
-                    .messages
-                    .range(m.read_seq.next()..)
-                    .map(|(_, msg)| msg)
-                    .filter(|msg| msg.sender_id != user && !msg.deleted)
-                    .collect();
+                let counts = unread_in(r, m);
                 RoomListItem {
                     room: s.room_view(r),
                     membership: MembershipView {
@@ -396,11 +421,8 @@ impl RoomStore for MemoryStore {
                         joined_at: m.joined_at,
                         read_seq: m.read_seq,
                         delivered_seq: m.delivered_seq,
-                        unread_count: unread.len() as i64,
-                        mention_count: unread
-                            .iter()
-                            .filter(|msg| msg.mentions.contains(&user))
-                            .count() as i64,
+                        unread_count: counts.unread_count,
+                        mention_count: counts.mention_count,
                         pinned: m.pinned,
                         muted: m.muted,
                         archived: m.archived,
@@ -786,5 +808,98 @@ impl PresenceStore for MemoryStore {
         now: OffsetDateTime,
     ) -> Result<Vec<UserId>, StoreError> {
         Ok(self.lock().drop_node(node, now))
+    }
+}
+
+#[async_trait]
+impl ReceiptStore for MemoryStore {
+    async fn mark_read(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seq: Seq,
+        now: OffsetDateTime,
+    ) -> Result<Option<ReceiptChange>, StoreError> {
+        let mut s = self.lock();
+        let Some(r) = s.rooms.get_mut(&room) else {
+            return Ok(None);
+        };
+        let target = seq.min(r.last_seq);
+        let Some(m) = r.members.get_mut(&user) else {
+            return Ok(None);
+        };
+        let read_moved = target > m.read_seq;
+        let changed = read_moved || target > m.delivered_seq;
+        m.read_seq = m.read_seq.max(target);
+        m.delivered_seq = m.delivered_seq.max(target);
+        if read_moved {
+            r.read_at.insert(user, now);
+        }
+        let m = r.members.get(&user).ok_or(StoreError::NotFound)?;
+        Ok(Some(ReceiptChange {
+            receipt: receipt_of(r, m),
+            changed,
+        }))
+    }
+
+    async fn mark_delivered(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seq: Seq,
+    ) -> Result<Option<ReceiptChange>, StoreError> {
+        let mut s = self.lock();
+        let Some(r) = s.rooms.get_mut(&room) else {
+            return Ok(None);
+        };
+        let target = seq.min(r.last_seq);
+        let Some(m) = r.members.get_mut(&user) else {
+            return Ok(None);
+        };
+        let changed = target > m.delivered_seq;
+        m.delivered_seq = m.delivered_seq.max(target);
+        let m = r.members.get(&user).ok_or(StoreError::NotFound)?;
+        Ok(Some(ReceiptChange {
+            receipt: receipt_of(r, m),
+            changed,
+        }))
+    }
+
+    async fn receipts(
+        &self,
+        room: RoomId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<Receipt>, StoreError> {
+        let s = self.lock();
+        let Some(r) = s.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        let mut members: Vec<&Membership> = r
+            .members
+            .values()
+            .filter(|m| after.is_none_or(|a| m.user_id > a))
+            .collect();
+        members.sort_by_key(|m| m.user_id);
+        Ok(members
+            .into_iter()
+            .take(limit as usize)
+            .map(|m| receipt_of(r, m))
+            .collect())
+    }
+
+    async fn unread(
+        &self,
+        user: UserId,
+        room: Option<RoomId>,
+        max: u32,
+    ) -> Result<Vec<UnreadCount>, StoreError> {
+        let s = self.lock();
+        Ok(s.rooms
+            .values()
+            .filter(|r| room.is_none_or(|id| r.room.id == id))
+            .filter_map(|r| r.members.get(&user).map(|m| unread_in(r, m)))
+            .take(max as usize)
+            .collect())
     }
 }

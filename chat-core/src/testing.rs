@@ -61,6 +61,10 @@ macro_rules! store_conformance_tests {
             reaping_forgets_dead_nodes_once,
             a_node_that_leaves_is_forgotten,
             away_is_kept_and_unknown_users_are_left_out,
+            read_watermarks_only_move_forward,
+            delivered_watermarks_only_move_forward,
+            receipts_page_by_user,
+            unread_counts_follow_the_read_watermark,
             ping_answers,
         );
     };
@@ -941,6 +945,182 @@ pub async fn away_is_kept_and_unknown_users_are_left_out(store: Arc<dyn Store>) 
     assert!(store.presence(&[alice], t(0)).await.unwrap()[0].away);
     store.set_away(alice, false).await.unwrap();
     assert!(!store.presence(&[alice], t(0)).await.unwrap()[0].away);
+}
+
+/// Read watermarks move forward only, clamp to the last seq, and carry delivered along.
+pub async fn read_watermarks_only_move_forward(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let room = add_room(&store, alice, &[bob]).await;
+    for i in 1..=5 {
+        post(&store, room, alice, &format!("m{i}")).await;
+    }
+    let change = store
+        .mark_read(room, bob, Seq(3), t(50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(change.changed);
+    assert_eq!(
+        (
+            change.receipt.user_id,
+            change.receipt.read_seq,
+            change.receipt.delivered_seq
+        ),
+        (bob, Seq(3), Seq(3))
+    );
+    assert_eq!(change.receipt.read_at, Some(t(50)));
+    let back = store
+        .mark_read(room, bob, Seq(2), t(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!back.changed);
+    assert_eq!(
+        (back.receipt.read_seq, back.receipt.read_at),
+        (Seq(3), Some(t(50)))
+    );
+    let past = store
+        .mark_read(room, bob, Seq(99), t(70))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (past.receipt.read_seq, past.receipt.delivered_seq),
+        (Seq(5), Seq(5))
+    );
+    let m = store.membership(room, bob).await.unwrap().unwrap();
+    assert_eq!((m.read_seq, m.delivered_seq), (Seq(5), Seq(5)));
+    let stranger = add_user(&store, "carol").await;
+    assert!(store
+        .mark_read(room, stranger, Seq(1), t(80))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Delivered watermarks move forward only, clamp, and leave read where it is.
+pub async fn delivered_watermarks_only_move_forward(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let room = add_room(&store, alice, &[bob]).await;
+    for i in 1..=4 {
+        post(&store, room, alice, &format!("m{i}")).await;
+    }
+    let change = store
+        .mark_delivered(room, bob, Seq(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(change.changed);
+    assert_eq!(
+        (change.receipt.delivered_seq, change.receipt.read_seq),
+        (Seq(2), Seq::ZERO)
+    );
+    assert_eq!(change.receipt.read_at, None);
+    let same = store
+        .mark_delivered(room, bob, Seq(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!same.changed);
+    assert_eq!(same.receipt.delivered_seq, Seq(2));
+    let past = store
+        .mark_delivered(room, bob, Seq(40))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(past.receipt.delivered_seq, Seq(4));
+    let stranger = add_user(&store, "carol").await;
+    assert!(store
+        .mark_delivered(room, stranger, Seq(1))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Receipts page by user id.
+pub async fn receipts_page_by_user(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let carol = add_user(&store, "carol").await;
+    let room = add_room(&store, alice, &[bob, carol]).await;
+    post(&store, room, alice, "hi").await;
+    store.mark_read(room, bob, Seq(1), t(5)).await.unwrap();
+    let mut ids = [alice, bob, carol];
+    ids.sort();
+    let first = store.receipts(room, None, 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|r| r.user_id).collect::<Vec<_>>(),
+        ids[..2].to_vec()
+    );
+    let rest = store
+        .receipts(room, Some(first[1].user_id), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|r| r.user_id).collect::<Vec<_>>(),
+        ids[2..].to_vec()
+    );
+    let all = store.receipts(room, None, 10).await.unwrap();
+    let bobs = all.iter().find(|r| r.user_id == bob).unwrap();
+    assert_eq!((bobs.read_seq, bobs.read_at), (Seq(1), Some(t(5))));
+    let alices = all.iter().find(|r| r.user_id == alice).unwrap();
+    assert_eq!(
+        (alices.read_seq, alices.delivered_seq),
+        (Seq(1), Seq(1)),
+        "the sender read it"
+    );
+}
+
+/// Unread counts others' messages after the read watermark, with mentions, per room.
+pub async fn unread_counts_follow_the_read_watermark(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let r1 = add_room(&store, alice, &[bob]).await;
+    let r2 = add_room(&store, alice, &[bob]).await;
+    for i in 1..=3 {
+        post(&store, r1, alice, &format!("m{i}")).await;
+    }
+    let mut mention = text(r1, alice, "@bob look");
+    mention.mentions = vec![bob];
+    store.append_message(&mention).await.unwrap();
+    post(&store, r1, bob, "mine").await;
+    post(&store, r2, alice, "other room").await;
+    let mut counts = store.unread(bob, None, 100).await.unwrap();
+    counts.sort_by_key(|c| c.room_id != r1);
+    assert_eq!(counts.len(), 2);
+    assert_eq!(
+        (
+            counts[0].room_id,
+            counts[0].unread_count,
+            counts[0].mention_count
+        ),
+        (r1, 0, 0),
+        "bob's own message moved his watermark"
+    );
+    assert_eq!((counts[1].room_id, counts[1].unread_count), (r2, 1));
+    assert!(!counts[0].muted);
+    let a = store.unread(alice, Some(r1), 100).await.unwrap();
+    assert_eq!(
+        (a.len(), a[0].unread_count),
+        (1, 1),
+        "bob's message is unread for alice"
+    );
+    store
+        .mark_read(room_of(&a), alice, Seq(5), t(9))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.unread(alice, Some(r1), 100).await.unwrap()[0].unread_count,
+        0
+    );
+    let eve = add_user(&store, "eve").await;
+    assert!(store.unread(eve, Some(r1), 100).await.unwrap().is_empty());
+}
+
+fn room_of(counts: &[crate::ports::UnreadCount]) -> RoomId {
+    counts[0].room_id
 }
 
 /// A reachable store answers a ping.

@@ -184,6 +184,13 @@ struct SendFrame {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct MarkFrame {
+    room_id: String,
+    seq: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TypingFrame {
     room_id: String,
     typing: bool,
@@ -328,6 +335,10 @@ async fn handle(text: &str, engine: &ChatEngine, session: &mut Session) -> Vec<M
             Ok(frame) => typing(engine, session, frame).await,
             Err(e) => bad(&format!("invalid typing: {e}")),
         },
+        "read" | "delivered" => match serde_json::from_value::<MarkFrame>(value) {
+            Ok(frame) => mark(engine, session, &kind, frame).await,
+            Err(e) => bad(&format!("invalid {kind}: {e}")),
+        },
         "sync" => match serde_json::from_value::<SyncFrame>(value) {
             Ok(frame) => sync(engine, session, frame).await,
             Err(e) => bad(&format!("invalid sync: {e}")),
@@ -373,6 +384,31 @@ async fn typing(engine: &ChatEngine, session: &Session, frame: TypingFrame) -> V
             };
             engine.typing(session.user(), room, input).await
         }
+        Err(_) => Err(ChatError::NotFound),
+    };
+    match result {
+        Ok(()) => Vec::new(),
+        Err(e) => vec![error_frame(&e, None, Some(&frame.room_id))],
+    }
+}
+
+/// A `read` or `delivered` frame; success answers nothing (the room gets a `receipt`).
+async fn mark(
+    engine: &ChatEngine,
+    session: &Session,
+    kind: &str,
+    frame: MarkFrame,
+) -> Vec<Message> {
+    let input = chat_core::engine::MarkSeq { seq: frame.seq };
+    let result = match frame.room_id.parse::<RoomId>() {
+        Ok(room) if kind == "read" => engine
+            .mark_read(session.user(), room, input)
+            .await
+            .map(drop),
+        Ok(room) => engine
+            .mark_delivered(session.user(), room, input)
+            .await
+            .map(drop),
         Err(_) => Err(ChatError::NotFound),
     };
     match result {

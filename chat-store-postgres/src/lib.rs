@@ -28,6 +28,7 @@ mod notifier;
 mod options;
 mod presence;
 mod query;
+mod receipts;
 mod rooms;
 mod schema;
 mod sessions;

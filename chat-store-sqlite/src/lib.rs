@@ -22,6 +22,7 @@ mod messages;
 mod options;
 mod presence;
 mod query;
+mod receipts;
 mod rooms;
 mod schema;
 mod sessions;

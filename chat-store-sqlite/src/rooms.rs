@@ -206,7 +206,7 @@ fn activity() -> SimpleExpr {
 }
 
 /// A room in the user's list, from the `memberships` of `user` joined with `rooms`.
-fn my_rooms(user: UserId) -> SelectStatement {
+pub(crate) fn my_rooms(user: UserId) -> SelectStatement {
     Query::select()
         .from(Memberships::Table)
         .inner_join(
@@ -222,7 +222,7 @@ fn my_rooms(user: UserId) -> SelectStatement {
 
 /// Counts the messages of others in the outer membership's room after its read watermark,
 /// not deleted; with `mentioning`, only those that mention that user.
-fn unread(user: UserId, mentioning: bool) -> SimpleExpr {
+pub(crate) fn unread(user: UserId, mentioning: bool) -> SimpleExpr {
     let mut q = Query::select();
     q.expr(Expr::col(Asterisk).count())
         .from(Messages::Table)

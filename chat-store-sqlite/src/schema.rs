@@ -54,6 +54,7 @@ pub(crate) enum Memberships {
     Pinned,
     Muted,
     Archived,
+    ReadAt,
 }
 
 #[derive(Clone, Copy, Debug, Iden)]

@@ -64,6 +64,20 @@ async fn apply(inner: &Arc<Inner>, hint: &Hint) -> Result<(), ChatError> {
             }
             Ok(())
         }
+        HintKind::Receipt { user } => {
+            if let Some(m) = inner.store().membership(room, user).await? {
+                inner.hub.publish(
+                    Event::Receipt {
+                        room_id: room,
+                        user_id: user,
+                        delivered_seq: m.delivered_seq,
+                        read_seq: m.read_seq,
+                    }
+                    .into_frame(),
+                );
+            }
+            Ok(())
+        }
         HintKind::Typing { user, typing } => {
             inner.hub.publish(
                 Event::Typing {

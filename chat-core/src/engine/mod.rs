@@ -8,6 +8,7 @@ mod bus;
 mod live;
 mod messages;
 mod presence;
+mod receipts;
 mod rooms;
 mod typing;
 
@@ -27,6 +28,9 @@ pub use live::{Session, SessionEnd, SyncSince, SyncedRoom};
 pub use messages::{HistoryQuery, SendMessage, Sent};
 pub use presence::{
     Presence, PresenceStatus, SetPresence, HEARTBEAT, MAX_PRESENCE_QUERY, NODE_TIMEOUT,
+};
+pub use receipts::{
+    DeliveredState, MarkSeq, ReadState, ReceiptPage, RoomUnread, UnreadSummary, MAX_RECEIPT_ROOM,
 };
 pub use rooms::{AddMember, CreateRoom, DirectRoom, MemberPage, RoomPage};
 pub use typing::{Typing, TYPING_TTL};

@@ -43,6 +43,11 @@ pub enum HintKind {
         /// The user.
         user: UserId,
     },
+    /// A member's read or delivered watermark moved (read it from the store).
+    Receipt {
+        /// The member.
+        user: UserId,
+    },
     /// The user started or stopped typing (not stored: the hint is the whole event).
     Typing {
         /// Who types.

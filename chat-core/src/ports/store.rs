@@ -11,7 +11,7 @@ use crate::domain::{
     SessionId, User, UserId, UserPatch,
 };
 use crate::error::StoreError;
-use crate::ports::PresenceStore;
+use crate::ports::{PresenceStore, ReceiptStore};
 
 /// The names of the unique keys a store reports in [`StoreError::Conflict`].
 pub mod constraint {
@@ -178,7 +178,9 @@ pub trait MessageStore: Send + Sync + Debug {
 
 /// Everything the engine stores, behind one object.
 #[async_trait]
-pub trait Store: UserStore + SessionStore + RoomStore + MessageStore + PresenceStore {
+pub trait Store:
+    UserStore + SessionStore + RoomStore + MessageStore + PresenceStore + ReceiptStore
+{
     /// Answers when the backend is reachable (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -5,6 +5,7 @@
 mod accounts;
 mod messages;
 mod ops;
+mod receipts;
 mod rooms;
 mod signals;
 
@@ -33,6 +34,8 @@ pub(crate) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(messages::routes(state))
         .unify()
         .or(signals::routes(state))
+        .unify()
+        .or(receipts::routes(state))
         .unify()
         .or(ops::routes(state))
         .unify()

@@ -9,6 +9,7 @@ mod idempotency;
 mod multinode;
 mod presence;
 mod privacy;
+mod receipts;
 mod restart;
 mod resume;
 mod sequence;

@@ -1,0 +1,3 @@
+-- Receipts: when each member's read watermark last moved (unix micros); NULL until it first does.
+
+ALTER TABLE memberships ADD COLUMN read_at INTEGER;
