@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use crate::domain::{
     micros, Appended, ClientId, Credentials, Cursor, HistoryAnchor, HistoryPage, Member,
     Membership, MembershipView, Message, MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId,
-    RoomKind, RoomListItem, RoomPosition, Seq, ThreadSummary, User, UserId, UserPatch,
+    RoomKind, RoomListItem, RoomPosition, Seq, SettingsPatch, ThreadSummary, User, UserId,
+    UserPatch,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -566,6 +567,32 @@ impl RoomStore for MemoryStore {
             m.role = Role::Owner;
         }
         Ok(r.members.len() as i64)
+    }
+
+    async fn update_settings(
+        &self,
+        room: RoomId,
+        user: UserId,
+        settings: &SettingsPatch,
+    ) -> Result<Option<Membership>, StoreError> {
+        let mut s = self.lock();
+        let Some(m) = s
+            .rooms
+            .get_mut(&room)
+            .and_then(|r| r.members.get_mut(&user))
+        else {
+            return Ok(None);
+        };
+        if let Some(pinned) = settings.pinned {
+            m.pinned = pinned;
+        }
+        if let Some(muted) = settings.muted {
+            m.muted = muted;
+        }
+        if let Some(archived) = settings.archived {
+            m.archived = archived;
+        }
+        Ok(Some(m.clone()))
     }
 
     async fn delete_room_if_empty(&self, room: RoomId) -> Result<bool, StoreError> {

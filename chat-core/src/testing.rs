@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::domain::{
     ClientId, Cursor, DisplayName, Email, HistoryAnchor, MessageBody, MessageId, MessageKind,
-    NewMessage, NewRoom, Rev, Role, RoomId, RoomKind, Seq, SessionId, User, UserId, UserPatch,
-    Username, Visibility,
+    NewMessage, NewRoom, Rev, Role, RoomId, RoomKind, Seq, SessionId, SettingsPatch, User, UserId,
+    UserPatch, Username, Visibility,
 };
 use crate::error::StoreError;
 use crate::ports::{constraint, AuthSession, NodeId, Store};
@@ -65,6 +65,7 @@ macro_rules! store_conformance_tests {
             delivered_watermarks_only_move_forward,
             receipts_page_by_user,
             unread_counts_follow_the_read_watermark,
+            settings_order_filter_and_mute,
             ping_answers,
         );
     };
@@ -1121,6 +1122,77 @@ pub async fn unread_counts_follow_the_read_watermark(store: Arc<dyn Store>) {
 
 fn room_of(counts: &[crate::ports::UnreadCount]) -> RoomId {
     counts[0].room_id
+}
+
+/// A member's settings pin, archive and mute rooms for them alone.
+pub async fn settings_order_filter_and_mute(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let old = add_room_at(&store, alice, &[bob], t(1)).await;
+    let new = add_room_at(&store, alice, &[bob], t(2)).await;
+    let archived = add_room_at(&store, alice, &[bob], t(3)).await;
+    let pin = SettingsPatch {
+        pinned: Some(true),
+        ..SettingsPatch::default()
+    };
+    let m = store
+        .update_settings(old, alice, &pin)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(m.pinned && !m.muted && !m.archived);
+    let archive = SettingsPatch {
+        archived: Some(true),
+        muted: Some(true),
+        ..SettingsPatch::default()
+    };
+    store
+        .update_settings(archived, alice, &archive)
+        .await
+        .unwrap()
+        .unwrap();
+    let list = |include_archived| {
+        let store = store.clone();
+        async move {
+            store
+                .rooms_of_user(alice, include_archived, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| i.room.id)
+                .collect::<Vec<RoomId>>()
+        }
+    };
+    assert_eq!(
+        list(false).await,
+        vec![old, new],
+        "pinned first, archived hidden"
+    );
+    assert_eq!(list(true).await, vec![old, archived, new]);
+    post(&store, archived, bob, "in a muted room").await;
+    let unread = store.unread(alice, Some(archived), 10).await.unwrap();
+    assert!(unread[0].muted);
+    assert_eq!(unread[0].unread_count, 1);
+    let bobs = store.membership(old, bob).await.unwrap().unwrap();
+    assert!(!bobs.pinned, "settings are the member's own");
+    let unpin = SettingsPatch {
+        pinned: Some(false),
+        ..SettingsPatch::default()
+    };
+    assert!(
+        !store
+            .update_settings(old, alice, &unpin)
+            .await
+            .unwrap()
+            .unwrap()
+            .pinned
+    );
+    let stranger = add_user(&store, "carol").await;
+    assert!(store
+        .update_settings(old, stranger, &pin)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 /// A reachable store answers a ping.

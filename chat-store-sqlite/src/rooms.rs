@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chat_core::domain::{
     from_micros, micros, Cursor, Member, Membership, MembershipView, NewRoom, Rev, Role, Room,
-    RoomId, RoomKind, RoomListItem, RoomPosition, Seq, User, UserId, Visibility,
+    RoomId, RoomKind, RoomListItem, RoomPosition, Seq, SettingsPatch, User, UserId, Visibility,
 };
 use chat_core::ports::{constraint, RoomStore};
 use chat_core::StoreError;
@@ -670,6 +670,37 @@ impl RoomStore for SqliteStore {
         let (left,) = left.ok_or(StoreError::NotFound)?;
         tx.commit().await.map_err(db)?;
         Ok(left)
+    }
+
+    #[tracing::instrument(name = "db.membership.settings", skip_all, err)]
+    async fn update_settings(
+        &self,
+        room: RoomId,
+        user: UserId,
+        settings: &SettingsPatch,
+    ) -> Result<Option<Membership>, StoreError> {
+        let values: Vec<(Memberships, SimpleExpr)> = [
+            (Memberships::Pinned, settings.pinned),
+            (Memberships::Muted, settings.muted),
+            (Memberships::Archived, settings.archived),
+        ]
+        .into_iter()
+        .filter_map(|(column, value)| value.map(|v| (column, v.into())))
+        .collect();
+        if values.is_empty() {
+            return self.membership(room, user).await;
+        }
+        // One statement: the change and the row it leaves, with no window between them.
+        let mut update = Query::update();
+        update
+            .table(Memberships::Table)
+            .values(values)
+            .returning(Query::returning().columns(MEMBERSHIP_COLUMNS));
+        for key in membership_key(room, user) {
+            update.and_where(key);
+        }
+        let row: Option<MembershipRow> = fetch_optional(&self.writer, &update).await.map_err(db)?;
+        row.map(Membership::try_from).transpose()
     }
 
     #[tracing::instrument(name = "db.room.delete_if_empty", skip_all, err)]

@@ -218,6 +218,17 @@ pub struct Membership {
     pub archived: bool,
 }
 
+/// A change to a member's own settings of a room; `None` leaves a setting as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SettingsPatch {
+    /// Pin the room to the top of their list.
+    pub pinned: Option<bool>,
+    /// Leave the room out of their unread total.
+    pub muted: Option<bool>,
+    /// Hide the room from their list unless asked for.
+    pub archived: Option<bool>,
+}
+
 /// A member as the API shows it: the room, the user, their role.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Member {

@@ -32,7 +32,7 @@ pub use presence::{
 pub use receipts::{
     DeliveredState, MarkSeq, ReadState, ReceiptPage, RoomUnread, UnreadSummary, MAX_RECEIPT_ROOM,
 };
-pub use rooms::{AddMember, CreateRoom, DirectRoom, MemberPage, RoomPage};
+pub use rooms::{AddMember, CreateRoom, DirectRoom, MemberPage, RoomPage, RoomSettings};
 pub use typing::{Typing, TYPING_TTL};
 
 /// The limits the engine enforces; each is a setting of the server.

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChatEngine, Inner};
 use crate::domain::{
-    Cursor, Member, Membership, NewRoom, PageSize, Role, Room, RoomId, RoomKind, RoomListItem,
-    RoomName, Seq, Topic, UserId, Visibility,
+    Cursor, Member, Membership, MembershipView, NewRoom, PageSize, Role, Room, RoomId, RoomKind,
+    RoomListItem, RoomName, Seq, SettingsPatch, Topic, UserId, Visibility,
 };
 use crate::error::{ChatError, FieldCheck, FieldErrors, StoreError};
 use crate::events::Event;
@@ -37,6 +37,21 @@ pub struct AddMember {
     /// `member` (default) or `admin`.
     #[serde(default)]
     pub role: Option<String>,
+}
+
+/// The caller's own settings of a room; absent fields stay as they are.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSettings {
+    /// Pin the room to the top of the caller's list.
+    #[serde(default)]
+    pub pinned: Option<bool>,
+    /// Leave the room out of the caller's unread total.
+    #[serde(default)]
+    pub muted: Option<bool>,
+    /// Hide the room from the caller's list unless asked for.
+    #[serde(default)]
+    pub archived: Option<bool>,
 }
 
 /// A page of the caller's rooms.
@@ -354,6 +369,41 @@ impl ChatEngine {
             ));
         }
         inner.end_membership(room, target).await
+    }
+
+    /// Changes the caller's own settings of a room and returns their membership as room lists
+    /// show it.
+    pub async fn update_settings(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        input: RoomSettings,
+    ) -> Result<MembershipView, ChatError> {
+        let inner = &self.inner;
+        inner.require_member(actor, room, "not a member").await?;
+        let patch = SettingsPatch {
+            pinned: input.pinned,
+            muted: input.muted,
+            archived: input.archived,
+        };
+        let m = inner
+            .store()
+            .update_settings(room, actor, &patch)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        let unread = inner.store().unread(actor, Some(room), 1).await?;
+        let counts = unread.first();
+        Ok(MembershipView {
+            role: m.role,
+            joined_at: m.joined_at,
+            read_seq: m.read_seq,
+            delivered_seq: m.delivered_seq,
+            unread_count: counts.map_or(0, |c| c.unread_count),
+            mention_count: counts.map_or(0, |c| c.mention_count),
+            pinned: m.pinned,
+            muted: m.muted,
+            archived: m.archived,
+        })
     }
 
     /// The direct room of the caller and `other`, created on first use (one per pair).

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::domain::{
     Appended, Credentials, Cursor, HistoryAnchor, HistoryPage, Member, Membership, Message,
     MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId, RoomListItem, RoomPosition, Seq,
-    SessionId, User, UserId, UserPatch,
+    SessionId, SettingsPatch, User, UserId, UserPatch,
 };
 use crate::error::StoreError;
 use crate::ports::{PresenceStore, ReceiptStore};
@@ -145,6 +145,13 @@ pub trait RoomStore: Send + Sync + Debug {
         user: UserId,
         promote: Option<UserId>,
     ) -> Result<i64, StoreError>;
+    /// Applies a member's own settings of the room; `None` when `user` is not a member.
+    async fn update_settings(
+        &self,
+        room: RoomId,
+        user: UserId,
+        settings: &SettingsPatch,
+    ) -> Result<Option<Membership>, StoreError>;
     /// Deletes the room and its messages if it has no members; `true` when it did.
     async fn delete_room_if_empty(&self, room: RoomId) -> Result<bool, StoreError>;
 }

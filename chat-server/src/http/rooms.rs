@@ -2,7 +2,7 @@
 
 use chat_core::auth::Identity;
 use chat_core::domain::{RoomId, UserId};
-use chat_core::engine::{AddMember, CreateRoom};
+use chat_core::engine::{AddMember, CreateRoom, RoomSettings};
 use chat_core::{ChatEngine, ChatError};
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
@@ -133,6 +133,21 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
                 no_content(result.await)
             },
         );
+    let settings = warp::path!("v1" / "rooms" / String / "settings")
+        .and(warp::put())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<RoomSettings>(max))
+        .then(
+            |room: String, engine: ChatEngine, who: Identity, input: Body<RoomSettings>| async move {
+                let result = async {
+                    let room: RoomId = path_id(&room)?;
+                    let input = input.after(engine.may_post(who.user, room)).await?;
+                    engine.update_settings(who.user, room, input).await
+                };
+                respond(StatusCode::OK, result.await)
+            },
+        );
     let direct = warp::path!("v1" / "dms")
         .and(warp::post())
         .and(with_engine(state))
@@ -168,6 +183,8 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(add_member)
         .unify()
         .or(remove_member)
+        .unify()
+        .or(settings)
         .unify()
         .or(direct)
         .unify()

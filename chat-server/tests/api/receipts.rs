@@ -183,3 +183,92 @@ async fn concurrent_reads_in_any_order_end_at_the_highest() {
         .clone();
     assert_eq!(bobs["read_seq"], 30);
 }
+
+#[tokio::test]
+async fn settings_pin_archive_and_mute_rooms_for_the_caller_only() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let older = server.room(&alice, &[&bob]).await;
+    let newer = server.room(&alice, &[&bob]).await;
+    let noisy = server.room(&alice, &[&bob]).await;
+    let put = |room: &str, body: Value| {
+        let path = format!("/v1/rooms/{room}/settings");
+        let token = bob.token.clone();
+        let server = &server;
+        async move {
+            server
+                .request(
+                    reqwest::Method::PUT,
+                    &path,
+                    Some(&token),
+                    Some(&body.to_string()),
+                )
+                .await
+        }
+    };
+    let (status, membership) = put(&older, json!({"pinned": true})).await;
+    assert_eq!(status, StatusCode::OK, "{membership}");
+    assert_eq!(
+        (
+            membership["pinned"].as_bool(),
+            membership["muted"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    let (_, muted) = put(&noisy, json!({"muted": true, "archived": true})).await;
+    assert_eq!(
+        (muted["muted"].as_bool(), muted["archived"].as_bool()),
+        (Some(true), Some(true))
+    );
+    server.send(&alice, &noisy, "ping").await;
+    server.send(&alice, &newer, "hello").await;
+
+    let ids = |body: &Value| -> Vec<String> {
+        body["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, listed) = server.get("/v1/rooms", &bob.token).await;
+    assert_eq!(
+        ids(&listed),
+        vec![older.clone(), newer.clone()],
+        "pinned first; archived hidden"
+    );
+    let (_, all) = server
+        .get("/v1/rooms?include_archived=true", &bob.token)
+        .await;
+    assert_eq!(ids(&all), vec![older.clone(), newer.clone(), noisy.clone()]);
+    let (_, unread) = server.get("/v1/unread", &bob.token).await;
+    assert_eq!(
+        unread["total"], 1,
+        "the muted room's message is left out of the total"
+    );
+    assert_eq!(
+        unread["rooms"].as_array().unwrap().len(),
+        2,
+        "but listed with its count"
+    );
+    let (_, alices) = server.get("/v1/rooms", &alice.token).await;
+    assert!(alices["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["membership"]["pinned"] == false));
+
+    let (status, _) = put(&older, json!({"pinned": "yes"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let eve = server.register("eve").await;
+    let (status, _) = server
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/rooms/{older}/settings"),
+            Some(&eve.token),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
