@@ -11,7 +11,7 @@ use crate::domain::{
     micros, Appended, ClientId, Credentials, Cursor, HistoryAnchor, HistoryPage, Member,
     Membership, MembershipView, Message, MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId,
     RoomKind, RoomListItem, RoomPosition, Seq, SettingsPatch, ThreadSummary, User, UserId,
-    UserPatch,
+    UserPatch, Visibility,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -268,6 +268,28 @@ impl UserStore for MemoryStore {
             }))
     }
 
+    async fn search_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        let prefix = prefix.to_lowercase();
+        let s = self.lock();
+        let mut found: Vec<&User> = s
+            .users
+            .values()
+            .map(|u| &u.user)
+            .filter(|u| {
+                u.username.key().starts_with(&prefix)
+                    || u.display_name.as_str().to_lowercase().starts_with(&prefix)
+            })
+            .filter(|u| after.is_none_or(|a| u.username.key().as_str() > a))
+            .collect();
+        found.sort_by_key(|u| u.username.key());
+        Ok(found.into_iter().take(limit as usize).cloned().collect())
+    }
+
     async fn update_user(&self, id: UserId, patch: &UserPatch) -> Result<User, StoreError> {
         let mut s = self.lock();
         if !s.users.contains_key(&id) {
@@ -383,6 +405,31 @@ impl RoomStore for MemoryStore {
     async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
         let s = self.lock();
         Ok(s.rooms.get(&id).map(|r| s.room_view(r)))
+    }
+
+    async fn public_rooms(
+        &self,
+        text: &str,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Room>, StoreError> {
+        let text = text.to_lowercase();
+        let s = self.lock();
+        let mut found: Vec<&StoredRoom> = s
+            .rooms
+            .values()
+            .filter(|r| r.room.kind == RoomKind::Group && r.room.visibility == Visibility::Public)
+            .filter(|r| r.room.name.to_lowercase().contains(&text))
+            .collect();
+        // Most members first, then id descending, like the cursor's order.
+        let key = |r: &StoredRoom| (r.members.len() as i64, r.room.id.0);
+        found.sort_by_key(|r| std::cmp::Reverse(key(r)));
+        Ok(found
+            .into_iter()
+            .filter(|r| after.is_none_or(|a| key(r) < (a.rank, a.id)))
+            .take(limit as usize)
+            .map(|r| s.room_view(r))
+            .collect())
     }
 
     async fn rooms_of_user(

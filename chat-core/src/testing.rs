@@ -66,6 +66,8 @@ macro_rules! store_conformance_tests {
             receipts_page_by_user,
             unread_counts_follow_the_read_watermark,
             settings_order_filter_and_mute,
+            users_are_found_by_prefix,
+            public_rooms_are_found_by_name,
             ping_answers,
         );
     };
@@ -1193,6 +1195,115 @@ pub async fn settings_order_filter_and_mute(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_none());
+}
+
+/// Users are found by username or display name prefix, literally and case-insensitively.
+pub async fn users_are_found_by_prefix(store: Arc<dyn Store>) {
+    add_user(&store, "alice").await;
+    add_user(&store, "Alfred").await;
+    let bob = new_user("bob_the_builder");
+    let bob = User {
+        display_name: DisplayName::parse("Alan B").unwrap(),
+        ..bob
+    };
+    store.create_user(&bob, "h").await.unwrap();
+    add_user(&store, "a_b").await;
+    let names = |users: Vec<User>| -> Vec<String> {
+        users
+            .into_iter()
+            .map(|u| u.username.as_str().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(store.search_users("AL", None, 10).await.unwrap()),
+        vec!["Alfred", "alice", "bob_the_builder"]
+    );
+    assert_eq!(
+        names(store.search_users("al", None, 2).await.unwrap()),
+        vec!["Alfred", "alice"]
+    );
+    assert_eq!(
+        names(store.search_users("al", Some("alice"), 2).await.unwrap()),
+        vec!["bob_the_builder"]
+    );
+    assert_eq!(
+        names(store.search_users("a_", None, 10).await.unwrap()),
+        vec!["a_b"],
+        "_ is literal"
+    );
+    for odd in ["%", "\\", "'", "\"", "a%"] {
+        assert!(
+            store.search_users(odd, None, 10).await.unwrap().is_empty(),
+            "{odd}"
+        );
+    }
+}
+
+/// Public group rooms are found by a part of their name, most members first.
+pub async fn public_rooms_are_found_by_name(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let public = |name: &str| {
+        let mut room = new_room(alice, t(1));
+        room.name = name.into();
+        room.visibility = Visibility::Public;
+        room
+    };
+    let small = public("Rust lovers");
+    let big = public("rustaceans");
+    let other = public("Go club");
+    let hidden = NewRoom {
+        name: "rust secret".into(),
+        ..new_room(alice, t(1))
+    };
+    let odd = public("100% rust_y");
+    store
+        .create_room(&small, &[(alice, Role::Owner)])
+        .await
+        .unwrap();
+    store
+        .create_room(&big, &[(alice, Role::Owner), (bob, Role::Member)])
+        .await
+        .unwrap();
+    store
+        .create_room(&other, &[(alice, Role::Owner)])
+        .await
+        .unwrap();
+    store
+        .create_room(&hidden, &[(alice, Role::Owner)])
+        .await
+        .unwrap();
+    store
+        .create_room(&odd, &[(alice, Role::Owner)])
+        .await
+        .unwrap();
+    let found = store.public_rooms("RUST", None, 10).await.unwrap();
+    let ids: Vec<RoomId> = found.iter().map(|r| r.id).collect();
+    assert_eq!(ids[0], big.id, "most members first");
+    let mut rest = ids[1..].to_vec();
+    rest.sort();
+    let mut want = vec![small.id, odd.id];
+    want.sort();
+    assert_eq!(rest, want, "private rooms and other names left out");
+    let first = store.public_rooms("rust", None, 1).await.unwrap();
+    let cursor = Cursor::new(first[0].member_count, first[0].created_at, first[0].id.0);
+    let next = store.public_rooms("rust", Some(cursor), 10).await.unwrap();
+    assert_eq!(next.len(), 2);
+    assert!(next.iter().all(|r| r.id != big.id));
+    assert_eq!(
+        store.public_rooms("0% r", None, 10).await.unwrap()[0].id,
+        odd.id,
+        "% is literal"
+    );
+    assert!(
+        store
+            .public_rooms("rust_l", None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "_ is literal"
+    );
+    assert_eq!(store.public_rooms("", None, 10).await.unwrap().len(), 4);
 }
 
 /// A reachable store answers a ping.

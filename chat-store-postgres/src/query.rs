@@ -41,3 +41,16 @@ where
     let done = sqlx::query_with(&sql, values).execute(exec).await?;
     Ok(done.rows_affected())
 }
+
+/// `text` as a LIKE pattern that matches it literally: `%`, `_` and the escape character `\`
+/// are escaped (statements pair it with `ESCAPE '\'`), so nothing a user types is a wildcard.
+pub(crate) fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

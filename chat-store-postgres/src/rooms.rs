@@ -422,6 +422,50 @@ impl RoomStore for PgStore {
         Ok(Some(room))
     }
 
+    #[tracing::instrument(name = "db.room.public", skip_all, err)]
+    async fn public_rooms(
+        &self,
+        text: &str,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Room>, StoreError> {
+        let pattern = format!("%{}%", crate::query::like_literal(&text.to_lowercase()));
+        let mut q = select_rooms()
+            .and_where(Expr::col((Rooms::Table, Rooms::Kind)).eq(RoomKind::Group.as_str()))
+            .and_where(Expr::col((Rooms::Table, Rooms::Visibility)).eq(Visibility::Public.as_str()))
+            .and_where(
+                Expr::expr(Func::lower(Expr::col((Rooms::Table, Rooms::Name))))
+                    .like(sea_query::LikeExpr::new(pattern).escape('\\')),
+            )
+            .order_by((Rooms::Table, Rooms::MemberCount), Order::Desc)
+            .order_by((Rooms::Table, Rooms::Id), Order::Desc)
+            .limit(u64::from(limit))
+            .to_owned();
+        if let Some(after) = after {
+            q.and_where(
+                Expr::tuple([
+                    Expr::col((Rooms::Table, Rooms::MemberCount)).into(),
+                    Expr::col((Rooms::Table, Rooms::Id)).into(),
+                ])
+                .lt(Expr::tuple([after.rank.into(), after.id.into()])),
+            );
+        }
+        let rows: Vec<RoomRow> = fetch_all(&self.pool, &q).await.map_err(db)?;
+        let mut rooms = rows
+            .into_iter()
+            .map(Room::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let with_messages = rooms
+            .iter()
+            .filter(|r| r.last_seq > Seq::ZERO)
+            .map(|r| (r.id, r.last_seq));
+        let mut last = last_messages(&self.pool, with_messages).await?;
+        for room in &mut rooms {
+            room.last_message = last.remove(&room.id).map(Box::new);
+        }
+        Ok(rooms)
+    }
+
     #[tracing::instrument(name = "db.room.list_of_user", skip_all, err)]
     async fn rooms_of_user(
         &self,

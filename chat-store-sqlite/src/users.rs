@@ -11,7 +11,7 @@ use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use crate::error::{corrupt, db, db_on};
-use crate::query::{execute, fetch_optional};
+use crate::query::{execute, fetch_all, fetch_optional, like_literal};
 use crate::schema::Users;
 use crate::store::SqliteStore;
 
@@ -150,6 +150,35 @@ impl UserStore for SqliteStore {
             .await
             .map_err(db_on(constraint::USERNAME))?;
         tx.commit().await.map_err(db)
+    }
+
+    #[tracing::instrument(name = "db.user.search", skip_all, err)]
+    async fn search_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        let pattern = format!("{}%", like_literal(&prefix.to_lowercase()));
+        let like = || sea_query::LikeExpr::new(pattern.clone()).escape('\\');
+        let mut q = Query::select();
+        q.columns(USER_COLUMNS)
+            .from(Users::Table)
+            .cond_where(
+                sea_query::Cond::any()
+                    .add(Expr::col(Users::UsernameKey).like(like()))
+                    .add(
+                        Expr::expr(sea_query::Func::lower(Expr::col(Users::DisplayName)))
+                            .like(like()),
+                    ),
+            )
+            .order_by(Users::UsernameKey, sea_query::Order::Asc)
+            .limit(u64::from(limit));
+        if let Some(after) = after {
+            q.and_where(Expr::col(Users::UsernameKey).gt(after));
+        }
+        let rows: Vec<UserRow> = fetch_all(&self.reader, &q).await.map_err(db)?;
+        rows.into_iter().map(User::try_from).collect()
     }
 
     #[tracing::instrument(name = "db.user.get", skip_all, err)]

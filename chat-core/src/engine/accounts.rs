@@ -5,7 +5,9 @@ use time::Duration;
 
 use super::ChatEngine;
 use crate::auth::{new_refresh_token, refresh_token_hash, Identity};
-use crate::domain::{DisplayName, Email, Password, SessionId, User, UserId, UserPatch, Username};
+use crate::domain::{
+    DisplayName, Email, PageSize, Password, SessionId, User, UserId, UserPatch, Username,
+};
 use crate::error::{ChatError, FieldCheck, FieldErrors, StoreError};
 use crate::ports::{constraint, AuthSession};
 
@@ -42,6 +44,23 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// A page of users found by a search.
+#[derive(Clone, Debug, Serialize)]
+pub struct UserPage {
+    /// The users (without email), by username.
+    pub users: Vec<User>,
+    /// The cursor of the next page, `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The longest search text looked at; the rest is ignored, so any `q` is a valid search.
+const MAX_QUERY_CHARS: usize = 100;
+
+/// A search text as looked at: trimmed and cut to [`MAX_QUERY_CHARS`].
+pub(super) fn search_text(q: &str) -> String {
+    q.trim().chars().take(MAX_QUERY_CHARS).collect()
 }
 
 /// What a successful sign-in returns.
@@ -217,6 +236,47 @@ impl ChatEngine {
                 StoreError::NotFound => ChatError::Unauthorized,
                 other => other.into(),
             })
+    }
+
+    /// Users whose username or display name starts with `q`, to start a conversation with.
+    pub async fn search_users(
+        &self,
+        _actor: UserId,
+        q: &str,
+        cursor: Option<&str>,
+        limit: PageSize,
+    ) -> Result<UserPage, ChatError> {
+        // The cursor is the last username key of the previous page, hex-encoded so it is opaque
+        // and safe in a URL.
+        let after = cursor
+            .map(|c| {
+                let bytes: Option<Vec<u8>> = (0..c.len())
+                    .step_by(2)
+                    .map(|i| c.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                    .collect();
+                bytes
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| ChatError::BadRequest("invalid cursor".into()))
+            })
+            .transpose()?;
+        let mut users = self
+            .inner
+            .store()
+            .search_users(&search_text(q), after.as_deref(), limit.get() + 1)
+            .await?;
+        let more = users.len() > limit.get() as usize;
+        users.truncate(limit.get() as usize);
+        let next_cursor = more.then(|| users.last()).flatten().map(|u| {
+            u.username
+                .key()
+                .bytes()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        });
+        Ok(UserPage {
+            users: users.into_iter().map(User::public).collect(),
+            next_cursor,
+        })
     }
 
     /// Another user's public profile.

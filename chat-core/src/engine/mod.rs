@@ -23,7 +23,7 @@ use crate::hub::Hub;
 use crate::notify::InProcessNotifier;
 use crate::ports::{Hint, HintKind, NodeId, Notifier, Store};
 
-pub use accounts::{LoginResult, Register, UpdateMe};
+pub use accounts::{LoginResult, Register, UpdateMe, UserPage};
 pub use live::{Session, SessionEnd, SyncSince, SyncedRoom};
 pub use messages::{HistoryQuery, SendMessage, Sent};
 pub use presence::{
@@ -32,7 +32,9 @@ pub use presence::{
 pub use receipts::{
     DeliveredState, MarkSeq, ReadState, ReceiptPage, RoomUnread, UnreadSummary, MAX_RECEIPT_ROOM,
 };
-pub use rooms::{AddMember, CreateRoom, DirectRoom, MemberPage, RoomPage, RoomSettings};
+pub use rooms::{
+    AddMember, CreateRoom, DirectRoom, MemberPage, PublicRoomPage, RoomPage, RoomSettings,
+};
 pub use typing::{Typing, TYPING_TTL};
 
 /// The limits the engine enforces; each is a setting of the server.

@@ -54,6 +54,15 @@ pub struct RoomSettings {
     pub archived: Option<bool>,
 }
 
+/// A page of public rooms found by a search.
+#[derive(Clone, Debug, Serialize)]
+pub struct PublicRoomPage {
+    /// The rooms, most members first.
+    pub rooms: Vec<Room>,
+    /// The cursor of the next page, `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
 /// A page of the caller's rooms.
 #[derive(Clone, Debug, Serialize)]
 pub struct RoomPage {
@@ -190,6 +199,29 @@ impl ChatEngine {
                 .encode()
             });
         Ok(RoomPage { rooms, next_cursor })
+    }
+
+    /// Public rooms whose name contains `q` (any text: it is matched literally), most members
+    /// first.
+    pub async fn public_rooms(
+        &self,
+        _actor: UserId,
+        q: &str,
+        cursor: Option<&str>,
+        limit: PageSize,
+    ) -> Result<PublicRoomPage, ChatError> {
+        let after = parse_cursor(cursor)?;
+        let text = super::accounts::search_text(q);
+        let mut rooms = self
+            .inner
+            .store()
+            .public_rooms(&text, after, limit.get() + 1)
+            .await?;
+        let next_cursor = more_than(&mut rooms, limit)
+            .then(|| rooms.last())
+            .flatten()
+            .map(|r| Cursor::new(r.member_count, r.created_at, r.id.0).encode());
+        Ok(PublicRoomPage { rooms, next_cursor })
     }
 
     /// A room the caller is in, or any public room.

@@ -47,6 +47,15 @@ pub trait UserStore: Send + Sync + Debug {
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
     /// The user whose username or email equals `login` case-insensitively, with their hash.
     async fn credentials(&self, login: &str) -> Result<Option<Credentials>, StoreError>;
+    /// Up to `limit` users whose username or display name starts with `prefix`, compared
+    /// case-insensitively with `%`, `_` and `\` taken literally, ordered by username key, after
+    /// the username key `after`.
+    async fn search_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError>;
     /// Applies a profile change; `NotFound` for an unknown user, `Conflict` on a taken email.
     async fn update_user(&self, id: UserId, patch: &UserPatch) -> Result<User, StoreError>;
 }
@@ -88,6 +97,15 @@ pub trait RoomStore: Send + Sync + Debug {
     ) -> Result<(RoomId, bool), StoreError>;
     /// The room with this id.
     async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError>;
+    /// Up to `limit` public group rooms whose name contains `text` (case-insensitively, `%`,
+    /// `_` and `\` taken literally), by most members, then id, after the cursor `after`
+    /// (rank = member count, id = room id).
+    async fn public_rooms(
+        &self,
+        text: &str,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Room>, StoreError>;
     /// Up to `limit` of the user's rooms, pinned first, then by last activity (the newest message, else
     /// creation), newest first, then by id descending; `after` is the previous page's last item.
     async fn rooms_of_user(

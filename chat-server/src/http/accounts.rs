@@ -11,7 +11,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{authenticated, json_body, path_id, respond, with_engine, Body};
+use super::{authenticated, json_body, path_id, query, respond, with_engine, Body, Query};
 use crate::State;
 
 #[derive(Deserialize)]
@@ -89,6 +89,21 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
                 respond(StatusCode::OK, result.await)
             },
         );
+    let search = warp::path!("v1" / "users")
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(query())
+        .then(|engine: ChatEngine, who: Identity, q: Query| async move {
+            let result = async {
+                let limit = q.limit()?;
+                let text = q.text("q").unwrap_or("");
+                engine
+                    .search_users(who.user, text, q.text("cursor"), limit)
+                    .await
+            };
+            respond(StatusCode::OK, result.await)
+        });
     let user = warp::path!("v1" / "users" / String)
         .and(warp::get())
         .and(with_engine(state))
@@ -110,6 +125,8 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(me)
         .unify()
         .or(update_me)
+        .unify()
+        .or(search)
         .unify()
         .or(user)
         .unify()

@@ -49,6 +49,21 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
             };
             respond(StatusCode::OK, result.await)
         });
+    let public = warp::path!("v1" / "rooms" / "public")
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(query())
+        .then(|engine: ChatEngine, who: Identity, q: Query| async move {
+            let result = async {
+                let limit = q.limit()?;
+                let text = q.text("q").unwrap_or("");
+                engine
+                    .public_rooms(who.user, text, q.text("cursor"), limit)
+                    .await
+            };
+            respond(StatusCode::OK, result.await)
+        });
     let get = warp::path!("v1" / "rooms" / String)
         .and(warp::get())
         .and(with_engine(state))
@@ -171,6 +186,8 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         );
     create
         .or(list)
+        .unify()
+        .or(public)
         .unify()
         .or(get)
         .unify()

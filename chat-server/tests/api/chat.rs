@@ -334,3 +334,67 @@ async fn direct_rooms_are_one_per_pair() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn users_and_public_rooms_are_found_by_search() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    server.register("alfred").await;
+    server.register("bob").await;
+    let (status, found) = server.get("/v1/users?q=AL&limit=1", &alice.token).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["users"][0]["username"], "alfred");
+    assert!(found["users"][0].get("email").is_none());
+    let cursor = found["next_cursor"].as_str().expect("a second page");
+    let (_, rest) = server
+        .get(
+            &format!("/v1/users?q=al&limit=1&cursor={cursor}"),
+            &alice.token,
+        )
+        .await;
+    assert_eq!(rest["users"][0]["username"], "alice");
+    assert!(rest["next_cursor"].is_null());
+
+    for (name, visibility) in [
+        ("Rust lovers", "public"),
+        ("rust secret", "private"),
+        ("100% rust", "public"),
+    ] {
+        let (status, _) = server
+            .post(
+                "/v1/rooms",
+                Some(&alice.token),
+                json!({"name": name, "visibility": visibility}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let bob_token = server.login("bob").await;
+    let (status, rooms) = server.get("/v1/rooms/public?q=RUST", &bob_token).await;
+    assert_eq!(status, StatusCode::OK, "{rooms}");
+    let mut names: Vec<&str> = rooms["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        vec!["100% rust", "Rust lovers"],
+        "private rooms are never listed"
+    );
+    // Nothing in q is syntax, and nothing in it is an error.
+    for q in ["%25", "_", "%5C", "'%3B--", "%22", "%F0%9F%98%80"] {
+        let (status, body) = server
+            .get(&format!("/v1/rooms/public?q={q}"), &bob_token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{q}: {body}");
+        let (status, body) = server.get(&format!("/v1/users?q={q}"), &bob_token).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {body}");
+    }
+    let (_, percent) = server.get("/v1/rooms/public?q=0%25", &bob_token).await;
+    assert_eq!(percent["rooms"].as_array().unwrap().len(), 1);
+    let (status, _) = server.get("/v1/users?cursor=zz", &bob_token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
