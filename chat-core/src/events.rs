@@ -43,6 +43,12 @@ pub enum Event {
         /// The new member.
         member: Member,
     },
+    /// A room's details changed.
+    #[serde(rename = "room.updated")]
+    RoomUpdated {
+        /// The room as it is now.
+        room: crate::domain::Room,
+    },
     /// A membership ended (left or removed).
     #[serde(rename = "member.left")]
     MemberLeft {
@@ -98,6 +104,7 @@ impl Event {
             | Event::MemberLeft { room_id, .. }
             | Event::Typing { room_id, .. }
             | Event::Receipt { room_id, .. } => Some(*room_id),
+            Event::RoomUpdated { room } => Some(room.id),
             Event::Presence { .. } => None,
         }
     }

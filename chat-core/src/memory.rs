@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use crate::domain::{
     micros, Appended, ClientId, Credentials, Cursor, HistoryAnchor, HistoryPage, Member,
     Membership, MembershipView, Message, MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId,
-    RoomKind, RoomListItem, RoomPosition, Seq, SettingsPatch, ThreadSummary, User, UserId,
-    UserPatch, Visibility,
+    RoomKind, RoomListItem, RoomPatch, RoomPosition, Seq, SettingsPatch, ThreadSummary, User,
+    UserId, UserPatch, Visibility,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -407,6 +407,28 @@ impl RoomStore for MemoryStore {
         Ok(s.rooms.get(&id).map(|r| s.room_view(r)))
     }
 
+    async fn update_room(
+        &self,
+        room: RoomId,
+        patch: &RoomPatch,
+    ) -> Result<Option<Room>, StoreError> {
+        let mut s = self.lock();
+        let Some(r) = s.rooms.get_mut(&room) else {
+            return Ok(None);
+        };
+        if let Some(name) = &patch.name {
+            r.room.name = name.as_str().to_owned();
+        }
+        if let Some(topic) = &patch.topic {
+            r.room.topic = topic.as_ref().map(|t| t.as_str().to_owned());
+        }
+        if let Some(visibility) = patch.visibility {
+            r.room.visibility = visibility;
+        }
+        let s = &*s;
+        Ok(s.rooms.get(&room).map(|r| s.room_view(r)))
+    }
+
     async fn public_rooms(
         &self,
         text: &str,
@@ -711,6 +733,13 @@ impl MessageStore for MemoryStore {
             message,
             created: true,
         })
+    }
+
+    async fn message_count(&self, room: RoomId) -> Result<i64, StoreError> {
+        let s = self.lock();
+        Ok(s.rooms.get(&room).map_or(0, |r| {
+            r.messages.values().filter(|m| !m.deleted).count() as i64
+        }))
     }
 
     async fn message(&self, room: RoomId, id: MessageId) -> Result<Option<Message>, StoreError> {

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::domain::{
     ClientId, Cursor, DisplayName, Email, HistoryAnchor, MessageBody, MessageId, MessageKind,
-    NewMessage, NewRoom, Rev, Role, RoomId, RoomKind, Seq, SessionId, SettingsPatch, User, UserId,
-    UserPatch, Username, Visibility,
+    NewMessage, NewRoom, Rev, Role, RoomId, RoomKind, RoomName, RoomPatch, Seq, SessionId,
+    SettingsPatch, Topic, User, UserId, UserPatch, Username, Visibility,
 };
 use crate::error::StoreError;
 use crate::ports::{constraint, AuthSession, NodeId, Store};
@@ -68,6 +68,8 @@ macro_rules! store_conformance_tests {
             settings_order_filter_and_mute,
             users_are_found_by_prefix,
             public_rooms_are_found_by_name,
+            rooms_are_updated,
+            messages_are_counted,
             ping_answers,
         );
     };
@@ -1304,6 +1306,51 @@ pub async fn public_rooms_are_found_by_name(store: Arc<dyn Store>) {
         "_ is literal"
     );
     assert_eq!(store.public_rooms("", None, 10).await.unwrap().len(), 4);
+}
+
+/// A room's name, topic and visibility change; other fields stay.
+pub async fn rooms_are_updated(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let room = add_room(&store, alice, &[]).await;
+    post(&store, room, alice, "hi").await;
+    let patch = RoomPatch {
+        name: Some(RoomName::parse("renamed").unwrap()),
+        topic: Some(None),
+        visibility: Some(Visibility::Public),
+    };
+    let updated = store.update_room(room, &patch).await.unwrap().unwrap();
+    assert_eq!(
+        (updated.name.as_str(), updated.topic.as_deref()),
+        ("renamed", None)
+    );
+    assert_eq!(updated.visibility, Visibility::Public);
+    assert_eq!((updated.last_seq, updated.member_count), (Seq(1), 1));
+    assert_eq!(store.room(room).await.unwrap().unwrap(), updated);
+    let topic = RoomPatch {
+        topic: Some(Some(Topic::parse("new topic").unwrap())),
+        ..RoomPatch::default()
+    };
+    let again = store.update_room(room, &topic).await.unwrap().unwrap();
+    assert_eq!(
+        (again.name.as_str(), again.topic.as_deref()),
+        ("renamed", Some("new topic"))
+    );
+    assert!(store
+        .update_room(RoomId(Uuid::new_v4()), &topic)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// A room's messages are counted.
+pub async fn messages_are_counted(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let room = add_room(&store, alice, &[]).await;
+    assert_eq!(store.message_count(room).await.unwrap(), 0);
+    for i in 1..=3 {
+        post(&store, room, alice, &format!("m{i}")).await;
+    }
+    assert_eq!(store.message_count(room).await.unwrap(), 3);
 }
 
 /// A reachable store answers a ping.

@@ -309,6 +309,18 @@ impl MessageStore for SqliteStore {
         })
     }
 
+    #[tracing::instrument(name = "db.message.count", skip_all, err)]
+    async fn message_count(&self, room: RoomId) -> Result<i64, StoreError> {
+        let q = Query::select()
+            .expr(Expr::col(Messages::Seq).count())
+            .from(Messages::Table)
+            .and_where(Expr::col(Messages::RoomId).eq(room.0))
+            .and_where(Expr::col(Messages::Deleted).eq(false))
+            .to_owned();
+        let row: Option<(i64,)> = fetch_optional(&self.reader, &q).await.map_err(db)?;
+        Ok(row.map_or(0, |(n,)| n))
+    }
+
     #[tracing::instrument(name = "db.message.get", skip_all, err)]
     async fn message(&self, room: RoomId, id: MessageId) -> Result<Option<Message>, StoreError> {
         let q = select_messages()

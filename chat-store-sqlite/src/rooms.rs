@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use chat_core::domain::{
     from_micros, micros, Cursor, Member, Membership, MembershipView, NewRoom, Rev, Role, Room,
-    RoomId, RoomKind, RoomListItem, RoomPosition, Seq, SettingsPatch, User, UserId, Visibility,
+    RoomId, RoomKind, RoomListItem, RoomPatch, RoomPosition, Seq, SettingsPatch, User, UserId,
+    Visibility,
 };
 use chat_core::ports::{constraint, RoomStore};
 use chat_core::StoreError;
@@ -419,6 +420,35 @@ impl RoomStore for SqliteStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(Some(room))
+    }
+
+    #[tracing::instrument(name = "db.room.update", skip_all, err)]
+    async fn update_room(
+        &self,
+        room: RoomId,
+        patch: &RoomPatch,
+    ) -> Result<Option<Room>, StoreError> {
+        let mut values: Vec<(Rooms, SimpleExpr)> = Vec::new();
+        if let Some(name) = &patch.name {
+            values.push((Rooms::Name, name.as_str().into()));
+        }
+        if let Some(topic) = &patch.topic {
+            values.push((Rooms::Topic, topic.as_ref().map(|t| t.as_str()).into()));
+        }
+        if let Some(visibility) = patch.visibility {
+            values.push((Rooms::Visibility, visibility.as_str().into()));
+        }
+        if !values.is_empty() {
+            let update = Query::update()
+                .table(Rooms::Table)
+                .values(values)
+                .and_where(Expr::col(Rooms::Id).eq(room.0))
+                .to_owned();
+            if execute(&self.writer, &update).await.map_err(db)? == 0 {
+                return Ok(None);
+            }
+        }
+        self.room(room).await
     }
 
     #[tracing::instrument(name = "db.room.public", skip_all, err)]

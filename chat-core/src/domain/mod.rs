@@ -14,7 +14,7 @@ pub use message::{
 pub use page::{from_micros, micros, Cursor, PageSize};
 pub use room::{
     Member, Membership, MembershipView, NewRoom, Role, Room, RoomKind, RoomListItem, RoomName,
-    RoomPosition, SettingsPatch, Topic, Visibility,
+    RoomPatch, RoomPosition, SettingsPatch, Topic, Visibility,
 };
 pub use user::{Credentials, DisplayName, Email, Password, User, UserPatch, Username};
 

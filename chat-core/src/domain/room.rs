@@ -218,6 +218,17 @@ pub struct Membership {
     pub archived: bool,
 }
 
+/// A change to a room's details; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomPatch {
+    /// A new name.
+    pub name: Option<RoomName>,
+    /// A new topic, or `Some(None)` to clear it.
+    pub topic: Option<Option<Topic>>,
+    /// A new visibility.
+    pub visibility: Option<Visibility>,
+}
+
 /// A change to a member's own settings of a room; `None` leaves a setting as it is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SettingsPatch {

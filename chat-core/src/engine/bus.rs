@@ -64,6 +64,14 @@ async fn apply(inner: &Arc<Inner>, hint: &Hint) -> Result<(), ChatError> {
             }
             Ok(())
         }
+        HintKind::RoomUpdated => {
+            if let Some(found) = inner.store().room(room).await? {
+                inner
+                    .hub
+                    .publish(Event::RoomUpdated { room: found }.into_frame());
+            }
+            Ok(())
+        }
         HintKind::Receipt { user } => {
             if let Some(m) = inner.store().membership(room, user).await? {
                 inner.hub.publish(

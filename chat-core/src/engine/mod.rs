@@ -34,6 +34,7 @@ pub use receipts::{
 };
 pub use rooms::{
     AddMember, CreateRoom, DirectRoom, MemberPage, PublicRoomPage, RoomPage, RoomSettings,
+    RoomStats, UpdateRoom,
 };
 pub use typing::{Typing, TYPING_TTL};
 

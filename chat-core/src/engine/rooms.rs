@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{ChatEngine, Inner};
 use crate::domain::{
     Cursor, Member, Membership, MembershipView, NewRoom, PageSize, Role, Room, RoomId, RoomKind,
-    RoomListItem, RoomName, Seq, SettingsPatch, Topic, UserId, Visibility,
+    RoomListItem, RoomName, RoomPatch, Seq, SettingsPatch, Topic, UserId, Visibility,
 };
 use crate::error::{ChatError, FieldCheck, FieldErrors, StoreError};
 use crate::events::Event;
@@ -52,6 +52,32 @@ pub struct RoomSettings {
     /// Hide the room from the caller's list unless asked for.
     #[serde(default)]
     pub archived: Option<bool>,
+}
+
+/// A change to a room's details; absent fields stay, `topic: null` clears the topic.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRoom {
+    /// 1-100 characters.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Up to 500 characters, or `null`.
+    #[serde(default, deserialize_with = "super::accounts::present")]
+    pub topic: Option<Option<String>>,
+    /// `public` or `private`.
+    #[serde(default)]
+    pub visibility: Option<String>,
+}
+
+/// A room's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoomStats {
+    /// Its messages, deleted ones left out.
+    pub message_count: i64,
+    /// Its members.
+    pub member_count: i64,
+    /// Its newest message.
+    pub last_message: Option<Box<crate::domain::Message>>,
 }
 
 /// A page of public rooms found by a search.
@@ -227,6 +253,80 @@ impl ChatEngine {
     /// A room the caller is in, or any public room.
     pub async fn room(&self, actor: UserId, room: RoomId) -> Result<Room, ChatError> {
         Ok(self.inner.visible_room(actor, room).await?.0)
+    }
+
+    /// Changes a group room's name, topic or visibility; owners and admins only.
+    pub async fn update_room(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        input: UpdateRoom,
+    ) -> Result<Room, ChatError> {
+        let inner = &self.inner;
+        self.may_update_room(actor, room).await?;
+        let mut errors = FieldErrors::default();
+        let name = input
+            .name
+            .as_deref()
+            .map(|n| RoomName::parse(n).check(&mut errors, "name"));
+        let topic = input.topic.as_ref().map(|t| {
+            t.as_deref()
+                .map(|t| Topic::parse(t).check(&mut errors, "topic"))
+                .and_then(|t| t.filter(|t| !t.as_str().is_empty()))
+        });
+        let visibility = input.visibility.as_deref().map(|v| {
+            Visibility::parse(v)
+                .ok_or("must be public or private")
+                .check(&mut errors, "visibility")
+        });
+        errors.into_result()?;
+        let patch = RoomPatch {
+            name: name.flatten(),
+            topic,
+            visibility: visibility.flatten(),
+        };
+        let updated = inner
+            .store()
+            .update_room(room, &patch)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        inner
+            .announce(
+                Event::RoomUpdated {
+                    room: updated.clone(),
+                },
+                HintKind::RoomUpdated,
+            )
+            .await;
+        Ok(updated)
+    }
+
+    /// Whether the caller may change the room (`NotFound` or `Forbidden` if not), before
+    /// looking at the change: hosts call it to answer in the API's order of checks when the
+    /// request itself is unreadable.
+    pub async fn may_update_room(&self, actor: UserId, room: RoomId) -> Result<(), ChatError> {
+        let (found, me) = self
+            .inner
+            .require_member(actor, room, "not a member")
+            .await?;
+        if found.kind == RoomKind::Direct {
+            return Err(ChatError::Forbidden("a direct room has no name or topic"));
+        }
+        if me.role < Role::Admin {
+            return Err(ChatError::Forbidden("only owners and admins change a room"));
+        }
+        Ok(())
+    }
+
+    /// A room's message and member counts, for anyone who can see it.
+    pub async fn room_stats(&self, actor: UserId, room: RoomId) -> Result<RoomStats, ChatError> {
+        let (found, _) = self.inner.visible_room(actor, room).await?;
+        let message_count = self.inner.store().message_count(room).await?;
+        Ok(RoomStats {
+            message_count,
+            member_count: found.member_count,
+            last_message: found.last_message,
+        })
     }
 
     /// Joins a public room; joining a room one is already in returns the membership.

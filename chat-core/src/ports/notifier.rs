@@ -33,6 +33,8 @@ pub enum HintKind {
         /// The room's last seq at joining: live delivery to the member starts after it.
         baseline: Seq,
     },
+    /// The room's details changed (read it from the store).
+    RoomUpdated,
     /// The user's membership ended.
     MemberLeft {
         /// The former member.

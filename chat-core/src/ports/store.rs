@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Appended, Credentials, Cursor, HistoryAnchor, HistoryPage, Member, Membership, Message,
-    MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId, RoomListItem, RoomPosition, Seq,
-    SessionId, SettingsPatch, User, UserId, UserPatch,
+    MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId, RoomListItem, RoomPatch, RoomPosition,
+    Seq, SessionId, SettingsPatch, User, UserId, UserPatch,
 };
 use crate::error::StoreError;
 use crate::ports::{PresenceStore, ReceiptStore};
@@ -97,6 +97,12 @@ pub trait RoomStore: Send + Sync + Debug {
     ) -> Result<(RoomId, bool), StoreError>;
     /// The room with this id.
     async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError>;
+    /// Applies a change to the room's details; `None` when there is no such room.
+    async fn update_room(
+        &self,
+        room: RoomId,
+        patch: &RoomPatch,
+    ) -> Result<Option<Room>, StoreError>;
     /// Up to `limit` public group rooms whose name contains `text` (case-insensitively, `%`,
     /// `_` and `\` taken literally), by most members, then id, after the cursor `after`
     /// (rank = member count, id = room id).
@@ -184,6 +190,8 @@ pub trait MessageStore: Send + Sync + Debug {
     async fn append_message(&self, message: &NewMessage) -> Result<Appended, StoreError>;
     /// The message with this id in this room.
     async fn message(&self, room: RoomId, id: MessageId) -> Result<Option<Message>, StoreError>;
+    /// How many messages the room holds, deleted ones left out.
+    async fn message_count(&self, room: RoomId) -> Result<i64, StoreError>;
     /// A page of the room's history in ascending seq (see [`HistoryAnchor`]).
     async fn history(
         &self,

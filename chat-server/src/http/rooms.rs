@@ -2,7 +2,7 @@
 
 use chat_core::auth::Identity;
 use chat_core::domain::{RoomId, UserId};
-use chat_core::engine::{AddMember, CreateRoom, RoomSettings};
+use chat_core::engine::{AddMember, CreateRoom, RoomSettings, UpdateRoom};
 use chat_core::{ChatEngine, ChatError};
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
@@ -71,6 +71,31 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .then(
             |room: String, engine: ChatEngine, who: Identity| async move {
                 let result = async { engine.room(who.user, path_id(&room)?).await };
+                respond(StatusCode::OK, result.await)
+            },
+        );
+    let update = warp::path!("v1" / "rooms" / String)
+        .and(warp::patch())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<UpdateRoom>(max))
+        .then(
+            |room: String, engine: ChatEngine, who: Identity, input: Body<UpdateRoom>| async move {
+                let result = async {
+                    let room: RoomId = path_id(&room)?;
+                    let input = input.after(engine.may_update_room(who.user, room)).await?;
+                    engine.update_room(who.user, room, input).await
+                };
+                respond(StatusCode::OK, result.await)
+            },
+        );
+    let stats = warp::path!("v1" / "rooms" / String / "stats")
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .then(
+            |room: String, engine: ChatEngine, who: Identity| async move {
+                let result = async { engine.room_stats(who.user, path_id(&room)?).await };
                 respond(StatusCode::OK, result.await)
             },
         );
@@ -190,6 +215,10 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(public)
         .unify()
         .or(get)
+        .unify()
+        .or(update)
+        .unify()
+        .or(stats)
         .unify()
         .or(join)
         .unify()

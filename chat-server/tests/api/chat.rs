@@ -398,3 +398,76 @@ async fn users_and_public_rooms_are_found_by_search() {
     let (status, _) = server.get("/v1/users?cursor=zz", &bob_token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn owners_and_admins_change_a_room_and_everyone_in_it_hears() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let eve = server.register("eve").await;
+    let room = server.room(&alice, &[&bob]).await;
+    server.send(&bob, &room, "one").await;
+    let mut bob_ws = server.ws(&bob.token).await;
+    let patch = |token: &str, body: &str| {
+        let path = format!("/v1/rooms/{room}");
+        let token = token.to_owned();
+        let body = body.to_owned();
+        let server = &server;
+        async move {
+            server
+                .request(reqwest::Method::PATCH, &path, Some(&token), Some(&body))
+                .await
+        }
+    };
+    let (status, updated) = patch(
+        &alice.token,
+        r#"{"name": " renamed ", "topic": "plans", "visibility": "public"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        (
+            updated["name"].as_str(),
+            updated["topic"].as_str(),
+            updated["visibility"].as_str()
+        ),
+        (Some("renamed"), Some("plans"), Some("public"))
+    );
+    let event = bob_ws.next().await;
+    assert_eq!(event["type"], "room.updated");
+    assert_eq!(event["room"]["name"], "renamed");
+    let (_, cleared) = patch(&alice.token, r#"{"topic": null}"#).await;
+    assert!(cleared["topic"].is_null());
+    assert_eq!(cleared["name"], "renamed");
+
+    let (status, _) = patch(&bob.token, r#"{"name": "mine now"}"#).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a plain member cannot");
+    let (status, _) = patch(&bob.token, r#"{"name": 5}"#).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "permission before validation"
+    );
+    let (status, body) = patch(&alice.token, r#"{"name": ""}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _) = patch(&alice.token, r#"{"kind": "direct"}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, stats) = server
+        .get(&format!("/v1/rooms/{room}/stats"), &eve.token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "public now: {stats}");
+    assert_eq!(
+        (
+            stats["message_count"].as_i64(),
+            stats["member_count"].as_i64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(stats["last_message"]["body"], "one");
+    patch(&alice.token, r#"{"visibility": "private"}"#).await;
+    let (status, _) = server
+        .get(&format!("/v1/rooms/{room}/stats"), &eve.token)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
