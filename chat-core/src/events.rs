@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::domain::{Member, Message, MessageId, Rev, RoomId, Seq, UserId};
+use crate::domain::{Emoji, Member, Message, MessageId, Reaction, Rev, RoomId, Seq, UserId};
 
 /// A change that live sessions of a room's members are told about.
 #[derive(Clone, Debug, Serialize)]
@@ -34,6 +34,24 @@ pub enum Event {
         seq: Seq,
         /// The room's rev at the deletion.
         rev: Rev,
+    },
+    /// A user added or took back a reaction.
+    #[serde(rename = "reaction.updated")]
+    ReactionUpdated {
+        /// Its room.
+        room_id: RoomId,
+        /// The message.
+        message_id: MessageId,
+        /// The message's rev after the change.
+        rev: Rev,
+        /// Who reacted.
+        user_id: UserId,
+        /// With what.
+        emoji: Emoji,
+        /// `true` when added, `false` when taken back.
+        added: bool,
+        /// The message's reactions now (without `me`, which depends on the receiver).
+        reactions: Vec<Reaction>,
     },
     /// A user became a member.
     #[serde(rename = "member.joined")]
@@ -92,6 +110,33 @@ pub enum Event {
     },
 }
 
+/// The event that tells of a changed message: its tombstone's facts, or the message as it is.
+pub fn changed_event(message: Message) -> Event {
+    if message.deleted {
+        Event::MessageDeleted {
+            room_id: message.room_id,
+            message_id: message.id,
+            seq: message.seq,
+            rev: message.rev,
+        }
+    } else {
+        Event::MessageUpdated { message }
+    }
+}
+
+/// The event that tells of a reaction added or taken back, with the message's counts now.
+pub fn reaction_event(message: Message, user: UserId, emoji: Emoji, added: bool) -> Event {
+    Event::ReactionUpdated {
+        room_id: message.room_id,
+        message_id: message.id,
+        rev: message.rev,
+        user_id: user,
+        emoji,
+        added,
+        reactions: message.reactions,
+    }
+}
+
 impl Event {
     /// The room the event belongs to (none for presence, which goes to a user's rooms).
     pub fn room(&self) -> Option<RoomId> {
@@ -100,6 +145,7 @@ impl Event {
                 Some(message.room_id)
             }
             Event::MessageDeleted { room_id, .. }
+            | Event::ReactionUpdated { room_id, .. }
             | Event::MemberJoined { room_id, .. }
             | Event::MemberLeft { room_id, .. }
             | Event::Typing { room_id, .. }

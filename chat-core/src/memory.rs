@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    micros, Appended, ClientId, Credentials, Cursor, HistoryAnchor, HistoryPage, Member,
-    Membership, MembershipView, Message, MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId,
-    RoomKind, RoomListItem, RoomPatch, RoomPosition, Seq, SettingsPatch, ThreadSummary, User,
-    UserId, UserPatch, Visibility,
+    micros, Appended, ClientId, Credentials, Cursor, Emoji, HistoryAnchor, HistoryPage, Member,
+    Membership, MembershipView, Message, MessageEdit, MessageId, NewMessage, NewRoom, Reaction,
+    ReactionChange, ReactionEdit, Rev, Role, Room, RoomId, RoomKind, RoomListItem, RoomPatch,
+    RoomPosition, SearchQuery, Seq, SettingsPatch, ThreadSummary, User, UserId, UserPatch,
+    Visibility,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -61,6 +62,8 @@ struct StoredRoom {
     by_id: HashMap<MessageId, Seq>,
     by_client_id: HashMap<(UserId, ClientId), Seq>,
     threads: HashMap<MessageId, ThreadSummary>,
+    /// Per message: each emoji in the order it was first used, with who reacted.
+    reactions: HashMap<Seq, Vec<(Emoji, Vec<UserId>)>>,
     read_at: HashMap<UserId, OffsetDateTime>,
 }
 
@@ -76,8 +79,27 @@ impl StoredRoom {
             by_id: HashMap::new(),
             by_client_id: HashMap::new(),
             threads: HashMap::new(),
+            reactions: HashMap::new(),
             read_at: HashMap::new(),
         }
+    }
+}
+
+impl StoredRoom {
+    /// The live message with this id, for changing it.
+    fn live_message(&mut self, id: MessageId) -> Option<&mut Message> {
+        let seq = self.by_id.get(&id)?;
+        self.messages.get_mut(seq).filter(|m| !m.deleted)
+    }
+
+    /// Gives a message of this room the room's next rev.
+    fn bump(&mut self, seq: Seq) -> Rev {
+        self.rev = Rev(self.rev.0 + 1);
+        let rev = self.rev;
+        if let Some(m) = self.messages.get_mut(&seq) {
+            m.rev = rev;
+        }
+        rev
     }
 }
 
@@ -183,6 +205,17 @@ impl State {
 fn message_view(room: &StoredRoom, m: &Message) -> Message {
     let mut out = m.clone();
     out.thread = room.threads.get(&m.id).cloned();
+    out.reactions = room
+        .reactions
+        .get(&m.seq)
+        .into_iter()
+        .flatten()
+        .map(|(emoji, users)| Reaction {
+            emoji: emoji.clone(),
+            count: users.len() as i64,
+            me: None,
+        })
+        .collect();
     if out.deleted {
         out.body = None;
         out.attachment = None;
@@ -814,6 +847,164 @@ impl MessageStore for MemoryStore {
             .take(limit as usize)
             .map(|m| message_view(r, m))
             .collect())
+    }
+
+    async fn thread(
+        &self,
+        room: RoomId,
+        root: MessageId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError> {
+        let s = self.lock();
+        let Some(r) = s.rooms.get(&room) else {
+            return Ok(HistoryPage {
+                messages: Vec::new(),
+                has_more: false,
+            });
+        };
+        let mut replies = r
+            .messages
+            .range(after.next()..)
+            .map(|(_, m)| m)
+            .filter(|m| m.thread_id == Some(root));
+        let messages: Vec<Message> = replies
+            .by_ref()
+            .take(limit as usize)
+            .map(|m| message_view(r, m))
+            .collect();
+        let has_more = replies.next().is_some();
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    async fn edit_message(&self, edit: &MessageEdit) -> Result<Option<Message>, StoreError> {
+        let mut s = self.lock();
+        let Some(r) = s.rooms.get_mut(&edit.room_id) else {
+            return Ok(None);
+        };
+        let Some(m) = r.live_message(edit.id) else {
+            return Ok(None);
+        };
+        m.body = Some(edit.body.as_str().to_owned());
+        m.mentions = edit.mentions.clone();
+        m.edited_at = Some(edit.edited_at);
+        let seq = m.seq;
+        r.bump(seq);
+        Ok(r.messages.get(&seq).map(|m| message_view(r, m)))
+    }
+
+    async fn delete_message(
+        &self,
+        room: RoomId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError> {
+        let mut s = self.lock();
+        let Some(r) = s.rooms.get_mut(&room) else {
+            return Ok(None);
+        };
+        let Some(m) = r.live_message(id) else {
+            return Ok(None);
+        };
+        m.deleted = true;
+        m.body = None;
+        m.attachment = None;
+        m.mentions.clear();
+        let seq = m.seq;
+        r.reactions.remove(&seq);
+        r.bump(seq);
+        Ok(r.messages.get(&seq).map(|m| message_view(r, m)))
+    }
+
+    async fn set_reaction(
+        &self,
+        edit: &ReactionEdit,
+    ) -> Result<Option<ReactionChange>, StoreError> {
+        let mut s = self.lock();
+        let Some(r) = s.rooms.get_mut(&edit.room_id) else {
+            return Ok(None);
+        };
+        let Some(seq) = r.live_message(edit.message_id).map(|m| m.seq) else {
+            return Ok(None);
+        };
+        let emojis = r.reactions.entry(seq).or_default();
+        let at = emojis.iter().position(|(e, _)| *e == edit.emoji);
+        let changed = match (edit.add, at) {
+            (true, Some(i)) if emojis[i].1.contains(&edit.user_id) => false,
+            (true, Some(i)) => {
+                emojis[i].1.push(edit.user_id);
+                true
+            }
+            (true, None) => {
+                emojis.push((edit.emoji.clone(), vec![edit.user_id]));
+                true
+            }
+            (false, Some(i)) if emojis[i].1.contains(&edit.user_id) => {
+                emojis[i].1.retain(|u| *u != edit.user_id);
+                if emojis[i].1.is_empty() {
+                    emojis.remove(i);
+                }
+                true
+            }
+            (false, _) => false,
+        };
+        if changed {
+            r.bump(seq);
+        }
+        let message = r
+            .messages
+            .get(&seq)
+            .map(|m| message_view(r, m))
+            .ok_or(StoreError::NotFound)?;
+        Ok(Some(ReactionChange { message, changed }))
+    }
+
+    async fn reactions_by(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seqs: &[Seq],
+    ) -> Result<Vec<(Seq, Emoji)>, StoreError> {
+        let s = self.lock();
+        let Some(r) = s.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        Ok(seqs
+            .iter()
+            .filter_map(|seq| r.reactions.get(seq).map(|emojis| (*seq, emojis)))
+            .flat_map(|(seq, emojis)| {
+                emojis
+                    .iter()
+                    .filter(|(_, users)| users.contains(&user))
+                    .map(move |(emoji, _)| (seq, emoji.clone()))
+            })
+            .collect())
+    }
+
+    async fn search_messages(
+        &self,
+        user: UserId,
+        query: &SearchQuery,
+        room: Option<RoomId>,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let s = self.lock();
+        let key = |m: &Message| (micros(m.created_at), m.id.0);
+        let mut found: Vec<Message> = s
+            .rooms
+            .values()
+            .filter(|r| room.is_none_or(|id| r.room.id == id) && r.members.contains_key(&user))
+            .flat_map(|r| {
+                r.messages
+                    .values()
+                    .filter(|m| !m.deleted && query.matches(m.body.as_deref().unwrap_or("")))
+                    .filter(|m| after.is_none_or(|c| key(m) < (c.at_micros, c.id)))
+                    .map(move |m| message_view(r, m))
+            })
+            .collect();
+        found.sort_by_key(|m| std::cmp::Reverse(key(m)));
+        found.truncate(limit as usize);
+        Ok(found)
     }
 }
 

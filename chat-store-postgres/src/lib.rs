@@ -22,15 +22,18 @@
 //! what several nodes must agree on (a room's next seq, a pair's one direct room) is decided by
 //! row locks and unique keys in the database, so any number of nodes may share it.
 
+mod changes;
 mod error;
 mod messages;
 mod notifier;
 mod options;
 mod presence;
 mod query;
+mod reactions;
 mod receipts;
 mod rooms;
 mod schema;
+mod search;
 mod sessions;
 mod store;
 #[cfg(test)]

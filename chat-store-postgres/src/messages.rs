@@ -1,16 +1,18 @@
-//! Messages and history.
+//! Messages and history: how messages are appended and read. Edits and deletes are in
+//! [`crate::changes`], reactions in [`crate::reactions`], full-text search in [`crate::search`].
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chat_core::domain::{
-    from_micros, micros, Appended, ClientId, HistoryAnchor, HistoryPage, Message, MessageId,
-    MessageKind, NewMessage, Rev, RoomId, Seq, ThreadSummary, UserId,
+    from_micros, micros, Appended, ClientId, Cursor, Emoji, HistoryAnchor, HistoryPage, Message,
+    MessageEdit, MessageId, MessageKind, NewMessage, ReactionChange, ReactionEdit, Rev, RoomId,
+    SearchQuery, Seq, ThreadSummary, UserId,
 };
 use chat_core::ports::{Hint, HintKind, MessageStore};
 use chat_core::StoreError;
 use sea_query::{Asterisk, Expr, Func, JoinType, Order, Query, SelectStatement, SimpleExpr};
-use sqlx::{Executor, Postgres};
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -18,6 +20,7 @@ use crate::error::{corrupt, db};
 use crate::query::{execute, fetch_all, fetch_optional};
 use crate::schema::{Derived, Memberships, Mentions, Messages, Rooms};
 use crate::store::PgStore;
+use crate::{changes, reactions, search};
 
 const MESSAGE_COLUMNS: [Messages; 14] = [
     Messages::Id,
@@ -95,7 +98,7 @@ impl TryFrom<MessageRow> for Message {
 /// The mentioned ids as a `uuid[]` value. sea-query binds no arrays without its
 /// `postgres-array` feature (which would change its `Value` for every crate of the workspace),
 /// so the array is bound in its text form and cast by the server.
-fn mentions_array(mentions: &[UserId]) -> SimpleExpr {
+pub(crate) fn mentions_array(mentions: &[UserId]) -> SimpleExpr {
     let elements: Vec<String> = mentions
         .iter()
         .map(|u| u.0.hyphenated().to_string())
@@ -127,7 +130,7 @@ fn thread_summary() -> SelectStatement {
 /// Selects [`MessageRow`]s from `messages`, with their thread summaries. The summary is a
 /// lateral subquery, so both of its aggregates come from one scan of the thread index, and
 /// only for the rows the outer query keeps.
-fn select_messages() -> SelectStatement {
+pub(crate) fn select_messages() -> SelectStatement {
     Query::select()
         .columns(MESSAGE_COLUMNS.map(|c| (Messages::Table, c)))
         .columns([
@@ -144,28 +147,85 @@ fn select_messages() -> SelectStatement {
         .to_owned()
 }
 
-fn in_room(room: RoomId) -> SimpleExpr {
+/// Whether a `messages` row is in the room.
+pub(crate) fn in_room(room: RoomId) -> SimpleExpr {
     Expr::col((Messages::Table, Messages::RoomId)).eq(room.0)
 }
 
-async fn fetch_messages<'c, E>(exec: E, q: &SelectStatement) -> Result<Vec<Message>, StoreError>
-where
-    E: Executor<'c, Database = Postgres>,
-{
-    let rows: Vec<MessageRow> = fetch_all(exec, q).await.map_err(db)?;
-    rows.into_iter().map(Message::try_from).collect()
+/// The messages `q` selects (see [`select_messages`]), with their reactions.
+pub(crate) async fn fetch_messages(
+    conn: &mut PgConnection,
+    q: &SelectStatement,
+) -> Result<Vec<Message>, StoreError> {
+    let rows: Vec<MessageRow> = fetch_all(&mut *conn, q).await.map_err(db)?;
+    let mut messages = rows
+        .into_iter()
+        .map(Message::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    reactions::fill(conn, &mut messages).await?;
+    Ok(messages)
+}
+
+/// [`fetch_messages`] outside a transaction. The reactions are read a moment after the
+/// messages, so they may be newer than a message's rev, never older: a reader that syncs by rev
+/// gets that message again with the change's rev, and loses nothing.
+pub(crate) async fn read_messages(
+    pool: &PgPool,
+    q: &SelectStatement,
+) -> Result<Vec<Message>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    fetch_messages(&mut conn, q).await
+}
+
+/// The message at `seq` of the room, as read inside the transaction that just changed it.
+pub(crate) async fn message_at(
+    conn: &mut PgConnection,
+    room: RoomId,
+    seq: Seq,
+) -> Result<Message, StoreError> {
+    let q = select_messages()
+        .and_where(in_room(room))
+        .and_where(Expr::col((Messages::Table, Messages::Seq)).eq(seq.0))
+        .to_owned();
+    fetch_messages(conn, &q)
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)
+}
+
+/// Writes the mentions rows of the message at `seq`: each mentioned user once.
+pub(crate) async fn insert_mentions(
+    conn: &mut PgConnection,
+    room: RoomId,
+    seq: Seq,
+    mentions: &[UserId],
+) -> Result<(), StoreError> {
+    let mut mentioned = mentions.to_vec();
+    mentioned.sort_unstable();
+    mentioned.dedup();
+    if mentioned.is_empty() {
+        return Ok(());
+    }
+    let mut insert = Query::insert();
+    insert
+        .into_table(Mentions::Table)
+        .columns([Mentions::RoomId, Mentions::Seq, Mentions::UserId]);
+    for user in mentioned {
+        insert
+            .values([room.0.into(), seq.0.into(), user.0.into()])
+            .map_err(StoreError::backend)?;
+    }
+    execute(conn, &insert).await.map_err(db)?;
+    Ok(())
 }
 
 /// The messages at the given positions, by room: the newest message of each room, when called
 /// with the `last_seq` read together with the room. Naming the seq (rather than joining `rooms`
 /// again) keeps the message the one that row named, even if a message was appended since.
-pub(crate) async fn last_messages<'c, E>(
-    exec: E,
+pub(crate) async fn last_messages(
+    pool: &PgPool,
     positions: impl IntoIterator<Item = (RoomId, Seq)>,
-) -> Result<HashMap<RoomId, Message>, StoreError>
-where
-    E: Executor<'c, Database = Postgres>,
-{
+) -> Result<HashMap<RoomId, Message>, StoreError> {
     let keys: Vec<(Uuid, i64)> = positions
         .into_iter()
         .map(|(room, seq)| (room.0, seq.0))
@@ -182,7 +242,7 @@ where
             .in_tuples(keys),
         )
         .to_owned();
-    let messages = fetch_messages(exec, &q).await?;
+    let messages = read_messages(pool, &q).await?;
     Ok(messages.into_iter().map(|m| (m.room_id, m)).collect())
 }
 
@@ -216,7 +276,7 @@ impl MessageStore for PgStore {
                 .and_where(Expr::col((Messages::Table, Messages::SenderId)).eq(message.sender_id.0))
                 .and_where(Expr::col((Messages::Table, Messages::ClientId)).eq(client_id.as_str()))
                 .to_owned();
-            if let Some(original) = fetch_messages(&mut *tx, &q).await?.pop() {
+            if let Some(original) = fetch_messages(&mut tx, &q).await?.pop() {
                 // Rolling back gives the seq and rev taken above back to the room.
                 tx.rollback().await.map_err(db)?;
                 return Ok(Appended {
@@ -241,6 +301,7 @@ impl MessageStore for PgStore {
                 Messages::Mentions,
                 Messages::CreatedAt,
                 Messages::Rev,
+                Messages::Search,
             ])
             .values([
                 message.room_id.0.into(),
@@ -255,28 +316,12 @@ impl MessageStore for PgStore {
                 mentions_array(&message.mentions),
                 created_at.into(),
                 rev.into(),
+                search::indexed(message.body.as_ref().map(|b| b.as_str())),
             ])
             .map_err(StoreError::backend)?
             .to_owned();
         execute(&mut *tx, &insert).await.map_err(db)?;
-
-        let mut mentioned = message.mentions.clone();
-        mentioned.sort_unstable();
-        mentioned.dedup();
-        if !mentioned.is_empty() {
-            let mut insert = Query::insert();
-            insert.into_table(Mentions::Table).columns([
-                Mentions::RoomId,
-                Mentions::Seq,
-                Mentions::UserId,
-            ]);
-            for user in mentioned {
-                insert
-                    .values([message.room_id.0.into(), seq.into(), user.0.into()])
-                    .map_err(StoreError::backend)?;
-            }
-            execute(&mut *tx, &insert).await.map_err(db)?;
-        }
+        insert_mentions(&mut tx, message.room_id, Seq(seq), &message.mentions).await?;
 
         // The sender has seen what they wrote. GREATEST keeps a watermark from moving
         // backwards; a sender without a membership row has no watermark to move.
@@ -357,7 +402,7 @@ impl MessageStore for PgStore {
             .and_where(in_room(room))
             .and_where(Expr::col((Messages::Table, Messages::Id)).eq(id.0))
             .to_owned();
-        Ok(fetch_messages(&self.pool, &q).await?.pop())
+        Ok(read_messages(&self.pool, &q).await?.pop())
     }
 
     #[tracing::instrument(name = "db.message.history", skip_all, err)]
@@ -388,7 +433,7 @@ impl MessageStore for PgStore {
         };
         // One more than asked for tells whether there is more beyond the page.
         q.order_by(seq, order).limit(u64::from(limit) + 1);
-        let mut messages = fetch_messages(&self.pool, &q).await?;
+        let mut messages = read_messages(&self.pool, &q).await?;
         let has_more = messages.len() > limit as usize;
         messages.truncate(limit as usize);
         if newest_first {
@@ -412,7 +457,74 @@ impl MessageStore for PgStore {
             .order_by((Messages::Table, Messages::Rev), Order::Asc)
             .limit(u64::from(limit))
             .to_owned();
-        fetch_messages(&self.pool, &q).await
+        read_messages(&self.pool, &q).await
+    }
+
+    #[tracing::instrument(name = "db.message.thread", skip_all, err)]
+    async fn thread(
+        &self,
+        room: RoomId,
+        root: MessageId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError> {
+        let seq = (Messages::Table, Messages::Seq);
+        // One more than asked for tells whether more follow.
+        let q = select_messages()
+            .and_where(in_room(room))
+            .and_where(Expr::col((Messages::Table, Messages::ThreadId)).eq(root.0))
+            .and_where(Expr::col(seq).gt(after.0))
+            .order_by(seq, Order::Asc)
+            .limit(u64::from(limit) + 1)
+            .to_owned();
+        let mut messages = read_messages(&self.pool, &q).await?;
+        let has_more = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    #[tracing::instrument(name = "db.message.edit", skip_all, err)]
+    async fn edit_message(&self, edit: &MessageEdit) -> Result<Option<Message>, StoreError> {
+        changes::edit(&self.pool, edit).await
+    }
+
+    #[tracing::instrument(name = "db.message.delete", skip_all, err)]
+    async fn delete_message(
+        &self,
+        room: RoomId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError> {
+        changes::delete(&self.pool, room, id).await
+    }
+
+    #[tracing::instrument(name = "db.message.react", skip_all, err)]
+    async fn set_reaction(
+        &self,
+        edit: &ReactionEdit,
+    ) -> Result<Option<ReactionChange>, StoreError> {
+        reactions::set(&self.pool, edit).await
+    }
+
+    #[tracing::instrument(name = "db.message.reactions_by", skip_all, err)]
+    async fn reactions_by(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seqs: &[Seq],
+    ) -> Result<Vec<(Seq, Emoji)>, StoreError> {
+        reactions::of_user(&self.pool, room, user, seqs).await
+    }
+
+    #[tracing::instrument(name = "db.message.search", skip_all, err)]
+    async fn search_messages(
+        &self,
+        user: UserId,
+        query: &SearchQuery,
+        room: Option<RoomId>,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        search::search(&self.pool, user, query, room, after, limit).await
     }
 }
 
@@ -505,6 +617,15 @@ mod tests {
         let room = room(&store, &[alice, bob], at(0)).await;
         let gone = post(&store, room, bob).await;
         post(&store, room, bob).await;
+        let reaction = ReactionEdit {
+            room_id: room,
+            message_id: gone,
+            user_id: alice,
+            emoji: Emoji::parse("👍").unwrap(),
+            add: true,
+            at: at(20),
+        };
+        store.set_reaction(&reaction).await.unwrap();
         sqlx::query("UPDATE messages SET deleted = true WHERE id = $1")
             .bind(gone.0)
             .execute(store.pool())
@@ -514,6 +635,7 @@ mod tests {
         let tombstone = store.message(room, gone).await.unwrap().unwrap();
         assert!(tombstone.deleted);
         assert_eq!(tombstone.body, None);
+        assert!(tombstone.reactions.is_empty());
         let items = store.rooms_of_user(alice, false, None, 50).await.unwrap();
         assert_eq!(items[0].membership.unread_count, 1);
     }

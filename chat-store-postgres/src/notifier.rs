@@ -153,7 +153,7 @@ impl Notifier for PgNotifier {
     async fn publish(&self, hints: &[Hint]) -> Result<(), StoreError> {
         let skip =
             |h: &&Hint| self.messages_sent_by_store && matches!(h.kind, HintKind::Message { .. });
-        let hints: Vec<Hint> = hints.iter().filter(|h| !skip(h)).copied().collect();
+        let hints: Vec<Hint> = hints.iter().filter(|h| !skip(h)).cloned().collect();
         for payload in payloads(&hints) {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)

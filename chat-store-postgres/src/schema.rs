@@ -74,6 +74,7 @@ pub(crate) enum Messages {
     EditedAt,
     Deleted,
     Rev,
+    Search,
 }
 
 #[derive(Clone, Copy, Debug, Iden)]
@@ -84,7 +85,18 @@ pub(crate) enum Mentions {
     UserId,
 }
 
-/// Names that exist only in queries: computed columns, table aliases and type names.
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Reactions {
+    Table,
+    RoomId,
+    Seq,
+    Emoji,
+    UserId,
+    CreatedAt,
+    FirstRev,
+}
+
+/// Names that exist only in queries: computed columns, table aliases, type and function names.
 #[derive(Clone, Copy, Debug, Iden)]
 pub(crate) enum Derived {
     /// `messages` again, as the replies of the outer message's thread.
@@ -101,6 +113,13 @@ pub(crate) enum Derived {
     /// The type a `pinned` flag is cast to, to compare it with a cursor's rank.
     #[iden = "integer"]
     Integer,
+    /// The type a search's bound text form is cast to.
+    #[iden = "tsquery"]
+    Tsquery,
+    #[iden = "array_to_tsvector"]
+    ArrayToTsvector,
+    #[iden = "string_to_array"]
+    StringToArray,
 }
 
 #[derive(Clone, Copy, Debug, Iden)]

@@ -58,7 +58,7 @@ async fn hints_reach_every_listener_in_order() {
             user: UserId(Uuid::new_v4()),
         },
     };
-    b.publish(&[presence]).await.unwrap();
+    b.publish(std::slice::from_ref(&presence)).await.unwrap();
     for stream in [&mut on_a, &mut on_b] {
         let mut got = Vec::new();
         while got.len() < sent.len() + 1 {
@@ -161,7 +161,10 @@ async fn a_nodes_append_notifies_at_commit_and_is_not_repeated() {
         room: Some(room.id),
         kind: HintKind::Message { seq: Seq(1) },
     };
-    assert_eq!(next(&mut stream).await, BusSignal::Hints(vec![expected]));
+    assert_eq!(
+        next(&mut stream).await,
+        BusSignal::Hints(vec![expected.clone()])
+    );
     // The engine publishes the same hint after the commit; the node's notifier leaves it out,
     // and passes on everything else.
     let typing = Hint {
@@ -172,6 +175,6 @@ async fn a_nodes_append_notifies_at_commit_and_is_not_repeated() {
             typing: true,
         },
     };
-    notifier.publish(&[expected, typing]).await.unwrap();
+    notifier.publish(&[expected, typing.clone()]).await.unwrap();
     assert_eq!(next(&mut stream).await, BusSignal::Hints(vec![typing]));
 }

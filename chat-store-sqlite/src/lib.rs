@@ -22,9 +22,11 @@ mod messages;
 mod options;
 mod presence;
 mod query;
+mod reactions;
 mod receipts;
 mod rooms;
 mod schema;
+mod search;
 mod sessions;
 mod store;
 #[cfg(test)]

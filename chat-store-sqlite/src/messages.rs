@@ -1,21 +1,25 @@
-//! Messages and history.
+//! Messages: appending, reading (history, threads, changes) and changing them (edits, deletes,
+//! reactions). The statements of reactions and search live in their own modules.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chat_core::domain::{
-    from_micros, micros, Appended, ClientId, HistoryAnchor, HistoryPage, Message, MessageId,
-    MessageKind, NewMessage, Rev, RoomId, Seq, ThreadSummary, UserId,
+    from_micros, micros, Appended, ClientId, Cursor, Emoji, HistoryAnchor, HistoryPage, Message,
+    MessageEdit, MessageId, MessageKind, NewMessage, ReactionChange, ReactionEdit, Rev, RoomId,
+    SearchQuery, Seq, ThreadSummary, UserId,
 };
 use chat_core::ports::MessageStore;
 use chat_core::StoreError;
 use sea_query::{Asterisk, Expr, Func, Order, Query, SelectStatement, SimpleExpr};
-use sqlx::{Executor, Sqlite, SqliteConnection};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use crate::error::{corrupt, db};
 use crate::query::{execute, fetch_all, fetch_optional};
+use crate::reactions;
 use crate::schema::{Derived, Memberships, Mentions, Messages, Rooms};
+use crate::search;
 use crate::store::SqliteStore;
 
 const MESSAGE_COLUMNS: [Messages; 14] = [
@@ -129,7 +133,7 @@ fn replies(aggregate: SimpleExpr) -> SimpleExpr {
 }
 
 /// Selects [`MessageRow`]s from `messages`, with their thread summaries.
-fn select_messages() -> SelectStatement {
+pub(crate) fn select_messages() -> SelectStatement {
     Query::select()
         .columns(MESSAGE_COLUMNS.map(|c| (Messages::Table, c)))
         .expr_as(replies(Expr::col(Asterisk).count()), Derived::ReplyCount)
@@ -145,12 +149,124 @@ fn in_room(room: RoomId) -> SimpleExpr {
     Expr::col((Messages::Table, Messages::RoomId)).eq(room.0)
 }
 
-async fn fetch_messages<'c, E>(exec: E, q: &SelectStatement) -> Result<Vec<Message>, StoreError>
-where
-    E: Executor<'c, Database = Sqlite>,
-{
-    let rows: Vec<MessageRow> = fetch_all(exec, q).await.map_err(db)?;
-    rows.into_iter().map(Message::try_from).collect()
+/// The messages a [`select_messages`] statement selects, with their reactions.
+pub(crate) async fn read_messages(
+    conn: &mut SqliteConnection,
+    q: &SelectStatement,
+) -> Result<Vec<Message>, StoreError> {
+    let rows: Vec<MessageRow> = fetch_all(&mut *conn, q).await.map_err(db)?;
+    let mut messages = rows
+        .into_iter()
+        .map(Message::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    reactions::attach(conn, &mut messages).await?;
+    Ok(messages)
+}
+
+/// The message at `seq`, read back by the transaction that just changed it.
+async fn message_at(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    seq: i64,
+) -> Result<Message, StoreError> {
+    let q = select_messages()
+        .and_where(in_room(room))
+        .and_where(Expr::col((Messages::Table, Messages::Seq)).eq(seq))
+        .to_owned();
+    read_messages(conn, &q)
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)
+}
+
+/// A message that is not deleted, as the writes that change it need it.
+struct LiveMessage {
+    seq: i64,
+    /// Who its text mentions: exactly the keys of its rows in `mentions`.
+    mentions: Vec<UserId>,
+}
+
+/// The live message with this id in this room; `None` when there is none or it is deleted.
+async fn live_message(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    id: MessageId,
+) -> Result<Option<LiveMessage>, StoreError> {
+    let q = Query::select()
+        .columns([Messages::Seq, Messages::Mentions])
+        .from(Messages::Table)
+        .and_where(Expr::col(Messages::RoomId).eq(room.0))
+        .and_where(Expr::col(Messages::Id).eq(id.0))
+        .and_where(Expr::col(Messages::Deleted).eq(false))
+        .to_owned();
+    let row: Option<(i64, String)> = fetch_optional(conn, &q).await.map_err(db)?;
+    row.map(|(seq, mentions)| {
+        Ok(LiveMessage {
+            seq,
+            mentions: decode_mentions(&mentions)?,
+        })
+    })
+    .transpose()
+}
+
+/// Takes the room's next `rev` for a change to one of its messages. Unlike an append it moves
+/// neither `last_seq` nor `last_message_at`: a change is not new activity.
+async fn next_rev(conn: &mut SqliteConnection, room: RoomId) -> Result<i64, StoreError> {
+    let bump = Query::update()
+        .table(Rooms::Table)
+        .value(Rooms::Rev, Expr::col(Rooms::Rev).add(1))
+        .and_where(Expr::col(Rooms::Id).eq(room.0))
+        .returning_col(Rooms::Rev)
+        .to_owned();
+    let rev: Option<(i64,)> = fetch_optional(conn, &bump).await.map_err(db)?;
+    rev.map(|(rev,)| rev).ok_or(StoreError::NotFound)
+}
+
+/// Writes the `mentions` rows of a message: one per mentioned user, however often named.
+async fn insert_mentions(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    seq: i64,
+    mentions: &[UserId],
+) -> Result<(), StoreError> {
+    let mut mentioned = mentions.to_vec();
+    mentioned.sort_unstable();
+    mentioned.dedup();
+    if mentioned.is_empty() {
+        return Ok(());
+    }
+    let mut insert = Query::insert();
+    insert
+        .into_table(Mentions::Table)
+        .columns([Mentions::RoomId, Mentions::Seq, Mentions::UserId]);
+    for user in mentioned {
+        insert
+            .values([room.0.into(), seq.into(), user.0.into()])
+            .map_err(StoreError::backend)?;
+    }
+    execute(conn, &insert).await.map_err(db)?;
+    Ok(())
+}
+
+/// Removes the `mentions` rows of a message. The key leads with the user, so the statement
+/// names the users the message mentioned rather than scanning the room's mentions for its seq.
+async fn delete_mentions(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    seq: i64,
+    mentions: &[UserId],
+) -> Result<(), StoreError> {
+    if mentions.is_empty() {
+        return Ok(());
+    }
+    let delete = Query::delete()
+        .from_table(Mentions::Table)
+        .and_where(Expr::col(Mentions::RoomId).eq(room.0))
+        .and_where(Expr::col(Mentions::UserId).is_in(mentions.iter().map(|u| u.0)))
+        .and_where(Expr::col(Mentions::Seq).eq(seq))
+        .to_owned();
+    execute(conn, &delete).await.map_err(db)?;
+    Ok(())
 }
 
 /// The newest message of each of the given rooms that has one.
@@ -174,7 +290,7 @@ pub(crate) async fn last_messages(
         )
         .and_where(Expr::col((Messages::Table, Messages::RoomId)).is_in(ids))
         .to_owned();
-    let messages = fetch_messages(conn, &q).await?;
+    let messages = read_messages(conn, &q).await?;
     Ok(messages.into_iter().map(|m| (m.room_id, m)).collect())
 }
 
@@ -189,7 +305,7 @@ impl MessageStore for SqliteStore {
                 .and_where(Expr::col((Messages::Table, Messages::SenderId)).eq(message.sender_id.0))
                 .and_where(Expr::col((Messages::Table, Messages::ClientId)).eq(client_id.as_str()))
                 .to_owned();
-            if let Some(original) = fetch_messages(&mut *tx, &q).await?.pop() {
+            if let Some(original) = read_messages(&mut tx, &q).await?.pop() {
                 tx.rollback().await.map_err(db)?;
                 return Ok(Appended {
                     message: original,
@@ -245,23 +361,9 @@ impl MessageStore for SqliteStore {
             .map_err(StoreError::backend)?
             .to_owned();
         execute(&mut *tx, &insert).await.map_err(db)?;
-
-        let mut mentioned = message.mentions.clone();
-        mentioned.sort_unstable();
-        mentioned.dedup();
-        if !mentioned.is_empty() {
-            let mut insert = Query::insert();
-            insert.into_table(Mentions::Table).columns([
-                Mentions::RoomId,
-                Mentions::Seq,
-                Mentions::UserId,
-            ]);
-            for user in mentioned {
-                insert
-                    .values([message.room_id.0.into(), seq.into(), user.0.into()])
-                    .map_err(StoreError::backend)?;
-            }
-            execute(&mut *tx, &insert).await.map_err(db)?;
+        insert_mentions(&mut tx, message.room_id, seq, &message.mentions).await?;
+        if let Some(body) = &message.body {
+            search::index(&mut tx, message.room_id, seq, body.as_str()).await?;
         }
 
         // The sender has seen what they wrote. MAX keeps a watermark from moving backwards; a
@@ -309,6 +411,19 @@ impl MessageStore for SqliteStore {
         })
     }
 
+    #[tracing::instrument(name = "db.message.get", skip_all, err)]
+    async fn message(&self, room: RoomId, id: MessageId) -> Result<Option<Message>, StoreError> {
+        let q = select_messages()
+            .and_where(in_room(room))
+            .and_where(Expr::col((Messages::Table, Messages::Id)).eq(id.0))
+            .to_owned();
+        // One snapshot for the message and its reactions.
+        let mut tx = self.read().await?;
+        let message = read_messages(&mut tx, &q).await?.pop();
+        tx.commit().await.map_err(db)?;
+        Ok(message)
+    }
+
     #[tracing::instrument(name = "db.message.count", skip_all, err)]
     async fn message_count(&self, room: RoomId) -> Result<i64, StoreError> {
         let q = Query::select()
@@ -319,15 +434,6 @@ impl MessageStore for SqliteStore {
             .to_owned();
         let row: Option<(i64,)> = fetch_optional(&self.reader, &q).await.map_err(db)?;
         Ok(row.map_or(0, |(n,)| n))
-    }
-
-    #[tracing::instrument(name = "db.message.get", skip_all, err)]
-    async fn message(&self, room: RoomId, id: MessageId) -> Result<Option<Message>, StoreError> {
-        let q = select_messages()
-            .and_where(in_room(room))
-            .and_where(Expr::col((Messages::Table, Messages::Id)).eq(id.0))
-            .to_owned();
-        Ok(fetch_messages(&self.reader, &q).await?.pop())
     }
 
     #[tracing::instrument(name = "db.message.history", skip_all, err)]
@@ -358,7 +464,9 @@ impl MessageStore for SqliteStore {
         };
         // One more than asked for tells whether there is more beyond the page.
         q.order_by(seq, order).limit(u64::from(limit) + 1);
-        let mut messages = fetch_messages(&self.reader, &q).await?;
+        let mut tx = self.read().await?;
+        let mut messages = read_messages(&mut tx, &q).await?;
+        tx.commit().await.map_err(db)?;
         let has_more = messages.len() > limit as usize;
         messages.truncate(limit as usize);
         if newest_first {
@@ -382,7 +490,162 @@ impl MessageStore for SqliteStore {
             .order_by((Messages::Table, Messages::Rev), Order::Asc)
             .limit(u64::from(limit))
             .to_owned();
-        fetch_messages(&self.reader, &q).await
+        let mut tx = self.read().await?;
+        let messages = read_messages(&mut tx, &q).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(messages)
+    }
+
+    #[tracing::instrument(name = "db.message.thread", skip_all, err)]
+    async fn thread(
+        &self,
+        room: RoomId,
+        root: MessageId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError> {
+        let seq = (Messages::Table, Messages::Seq);
+        let q = select_messages()
+            .and_where(in_room(room))
+            .and_where(Expr::col((Messages::Table, Messages::ThreadId)).eq(root.0))
+            .and_where(Expr::col(seq).gt(after.0))
+            .order_by(seq, Order::Asc)
+            // One more than asked for tells whether more replies follow.
+            .limit(u64::from(limit) + 1)
+            .to_owned();
+        let mut tx = self.read().await?;
+        let mut messages = read_messages(&mut tx, &q).await?;
+        tx.commit().await.map_err(db)?;
+        let has_more = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    #[tracing::instrument(name = "db.message.edit", skip_all, err)]
+    async fn edit_message(&self, edit: &MessageEdit) -> Result<Option<Message>, StoreError> {
+        let mut tx = self.write().await?;
+        let Some(live) = live_message(&mut tx, edit.room_id, edit.id).await? else {
+            tx.rollback().await.map_err(db)?;
+            return Ok(None);
+        };
+        let rev = next_rev(&mut tx, edit.room_id).await?;
+        let update = Query::update()
+            .table(Messages::Table)
+            .values([
+                (Messages::Body, edit.body.as_str().into()),
+                (Messages::Mentions, encode_mentions(&edit.mentions).into()),
+                (Messages::EditedAt, micros(edit.edited_at).into()),
+                (Messages::Rev, rev.into()),
+            ])
+            .and_where(Expr::col(Messages::RoomId).eq(edit.room_id.0))
+            .and_where(Expr::col(Messages::Seq).eq(live.seq))
+            .to_owned();
+        execute(&mut *tx, &update).await.map_err(db)?;
+        delete_mentions(&mut tx, edit.room_id, live.seq, &live.mentions).await?;
+        insert_mentions(&mut tx, edit.room_id, live.seq, &edit.mentions).await?;
+        search::index(&mut tx, edit.room_id, live.seq, edit.body.as_str()).await?;
+        let message = message_at(&mut tx, edit.room_id, live.seq).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(message))
+    }
+
+    #[tracing::instrument(name = "db.message.delete", skip_all, err)]
+    async fn delete_message(
+        &self,
+        room: RoomId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError> {
+        let mut tx = self.write().await?;
+        let Some(live) = live_message(&mut tx, room, id).await? else {
+            tx.rollback().await.map_err(db)?;
+            return Ok(None);
+        };
+        let rev = next_rev(&mut tx, room).await?;
+        // The row stays as the tombstone that keeps the message's place in history and its
+        // thread; what it said, who it named and who reacted go.
+        let update = Query::update()
+            .table(Messages::Table)
+            .values([
+                (Messages::Deleted, true.into()),
+                (Messages::Body, Option::<String>::None.into()),
+                (Messages::Mentions, "".into()),
+                (Messages::Rev, rev.into()),
+            ])
+            .and_where(Expr::col(Messages::RoomId).eq(room.0))
+            .and_where(Expr::col(Messages::Seq).eq(live.seq))
+            .to_owned();
+        execute(&mut *tx, &update).await.map_err(db)?;
+        delete_mentions(&mut tx, room, live.seq, &live.mentions).await?;
+        reactions::clear(&mut tx, room, live.seq).await?;
+        search::unindex(&mut tx, room, live.seq).await?;
+        let tombstone = message_at(&mut tx, room, live.seq).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(tombstone))
+    }
+
+    #[tracing::instrument(name = "db.message.react", skip_all, err)]
+    async fn set_reaction(
+        &self,
+        edit: &ReactionEdit,
+    ) -> Result<Option<ReactionChange>, StoreError> {
+        let mut tx = self.write().await?;
+        let Some(live) = live_message(&mut tx, edit.room_id, edit.message_id).await? else {
+            tx.rollback().await.map_err(db)?;
+            return Ok(None);
+        };
+        // The rev is taken before the change, which a new emoji's first use records. Only a
+        // change keeps it: a repeated add or remove is nothing to sync, and rolls it back below.
+        let rev = next_rev(&mut tx, edit.room_id).await?;
+        let changed = if edit.add {
+            reactions::add(&mut tx, edit, live.seq, rev).await?
+        } else {
+            reactions::remove(&mut tx, edit, live.seq).await?
+        };
+        if changed {
+            let update = Query::update()
+                .table(Messages::Table)
+                .value(Messages::Rev, rev)
+                .and_where(Expr::col(Messages::RoomId).eq(edit.room_id.0))
+                .and_where(Expr::col(Messages::Seq).eq(live.seq))
+                .to_owned();
+            execute(&mut *tx, &update).await.map_err(db)?;
+        }
+        let message = message_at(&mut tx, edit.room_id, live.seq).await?;
+        if changed {
+            tx.commit().await.map_err(db)?;
+        } else {
+            tx.rollback().await.map_err(db)?;
+        }
+        Ok(Some(ReactionChange { message, changed }))
+    }
+
+    #[tracing::instrument(name = "db.message.reactions_by", skip_all, err)]
+    async fn reactions_by(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seqs: &[Seq],
+    ) -> Result<Vec<(Seq, Emoji)>, StoreError> {
+        reactions::by_user(&self.reader, room, user, seqs).await
+    }
+
+    #[tracing::instrument(name = "db.message.search", skip_all, err)]
+    async fn search_messages(
+        &self,
+        user: UserId,
+        query: &SearchQuery,
+        room: Option<RoomId>,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = search::select_matches(user, query, room, after, limit);
+        let mut tx = self.read().await?;
+        let messages = read_messages(&mut tx, &q).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(messages)
     }
 }
 

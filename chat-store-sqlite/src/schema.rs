@@ -84,15 +84,46 @@ pub(crate) enum Mentions {
     UserId,
 }
 
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Reactions {
+    Table,
+    RoomId,
+    Seq,
+    Emoji,
+    UserId,
+    CreatedAt,
+    FirstRev,
+}
+
+/// The words of each live message's text: the content of the full-text index.
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum MessageWords {
+    Table,
+    Id,
+    RoomId,
+    Seq,
+    Words,
+}
+
+/// The full-text index over `message_words`; its table name is the left side of `MATCH`.
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum MessageSearch {
+    Table,
+    Rowid,
+}
+
 /// Names that exist only in queries: computed columns and table aliases.
 #[derive(Clone, Copy, Debug, Iden)]
 pub(crate) enum Derived {
     /// `messages` again, as the replies of the outer message's thread.
     Replies,
+    /// `messages` again, as the messages a search matched.
+    Matched,
     ReplyCount,
     LastReplyAt,
     UnreadCount,
     MentionCount,
+    ReactionCount,
 }
 
 #[derive(Clone, Copy, Debug, Iden)]

@@ -10,6 +10,7 @@ use sqlx::{Sqlite, Transaction};
 
 use crate::error::db;
 use crate::options::SqliteOptions;
+use crate::search;
 
 /// A [`chat_core::ports::Store`] on one SQLite file.
 ///
@@ -93,11 +94,14 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(db)?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             writer,
             reader,
             temporary: None,
-        })
+        };
+        // Part of bringing the schema up to date: the search index of a database from before it.
+        search::backfill(&store).await?;
+        Ok(store)
     }
 
     /// Starts a write transaction that holds the write lock from its first statement, so a

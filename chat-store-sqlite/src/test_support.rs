@@ -81,3 +81,15 @@ pub(crate) async fn post(store: &SqliteStore, room: RoomId, sender: UserId) -> M
         .message
         .id
 }
+
+/// Posts a text message with this body at `at(10)`.
+pub(crate) async fn say(
+    store: &SqliteStore,
+    room: RoomId,
+    sender: UserId,
+    body: &str,
+) -> MessageId {
+    let mut message = text(room, sender, Vec::new());
+    message.body = Some(MessageBody::parse(body, 4000).unwrap());
+    store.append_message(&message).await.unwrap().message.id
+}

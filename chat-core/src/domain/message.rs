@@ -135,15 +135,71 @@ pub struct ThreadSummary {
     pub last_reply_at: Option<OffsetDateTime>,
 }
 
-/// One emoji's reactions on a message.
+/// A reaction: an emoji, or a `:shortcode:` of ASCII letters, digits, `_`, `+` and `-`; 1 to
+/// 32 bytes of UTF-8 without whitespace or control characters. An emoji (anything not a
+/// shortcode) has at least one non-ASCII character and no ASCII letters, which admits keycaps
+/// such as `1️⃣` and keeps words out.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Emoji(String);
+
+impl Emoji {
+    /// The longest reaction, in bytes.
+    pub const MAX_BYTES: usize = 32;
+
+    /// Validates a reaction.
+    pub fn parse(raw: &str) -> Result<Emoji, &'static str> {
+        if raw.is_empty() || raw.len() > Self::MAX_BYTES {
+            return Err("must be 1-32 bytes");
+        }
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain whitespace or control characters");
+        }
+        let shortcode = raw.len() > 2
+            && raw.starts_with(':')
+            && raw.ends_with(':')
+            && raw[1..raw.len() - 1]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-'));
+        let emoji = !raw.is_ascii() && !raw.chars().any(|c| c.is_ascii_alphabetic());
+        if shortcode || emoji {
+            Ok(Emoji(raw.to_owned()))
+        } else {
+            Err("must be an emoji or a :shortcode:")
+        }
+    }
+
+    /// The reaction's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Emoji {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Emoji::parse(&s)
+    }
+}
+
+impl From<Emoji> for String {
+    fn from(e: Emoji) -> String {
+        e.0
+    }
+}
+
+/// One emoji's reactions on a message. A message lists them in the order each emoji was first
+/// used; an emoji keeps its place while anyone still reacts with it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reaction {
     /// The emoji or `:shortcode:`.
-    pub emoji: String,
+    pub emoji: Emoji,
     /// How many users reacted with it.
     pub count: i64,
-    /// Whether the viewer is one of them.
-    pub me: bool,
+    /// Whether the viewer is one of them. Known only where a message is read for one user
+    /// (HTTP responses); events go to everyone alike and leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub me: Option<bool>,
 }
 
 /// A message as the API shows it. A deleted message is a tombstone: `deleted`, no body, no
@@ -212,6 +268,47 @@ pub struct NewMessage {
     pub mentions: Vec<UserId>,
     /// When it was posted.
     pub created_at: OffsetDateTime,
+}
+
+/// An edit of a message's text, as the engine hands it to the store.
+#[derive(Clone, Debug)]
+pub struct MessageEdit {
+    /// The message's room.
+    pub room_id: RoomId,
+    /// The message.
+    pub id: MessageId,
+    /// The new validated text.
+    pub body: MessageBody,
+    /// The members the new text mentions.
+    pub mentions: Vec<UserId>,
+    /// When it was edited.
+    pub edited_at: OffsetDateTime,
+}
+
+/// A user adding or taking back a reaction, as the engine hands it to the store.
+#[derive(Clone, Debug)]
+pub struct ReactionEdit {
+    /// The message's room.
+    pub room_id: RoomId,
+    /// The message.
+    pub message_id: MessageId,
+    /// Who reacts.
+    pub user_id: UserId,
+    /// With what.
+    pub emoji: Emoji,
+    /// `true` adds the reaction, `false` takes it back.
+    pub add: bool,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+/// What a reaction edit did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReactionChange {
+    /// The message after the edit (with the room's new `rev` when it changed).
+    pub message: Message,
+    /// `false` when the reaction was already there (or already gone) and nothing changed.
+    pub changed: bool,
 }
 
 /// What appending a message did.

@@ -4,18 +4,20 @@ mod ids;
 mod message;
 mod page;
 mod room;
+pub mod search;
 mod user;
 
 pub use ids::{MessageId, Rev, RoomId, Seq, SessionId, UserId};
 pub use message::{
-    Appended, Attachment, ClientId, HistoryAnchor, HistoryPage, Message, MessageBody, MessageKind,
-    NewMessage, Reaction, ThreadSummary,
+    Appended, Attachment, ClientId, Emoji, HistoryAnchor, HistoryPage, Message, MessageBody,
+    MessageEdit, MessageKind, NewMessage, Reaction, ReactionChange, ReactionEdit, ThreadSummary,
 };
 pub use page::{from_micros, micros, Cursor, PageSize};
 pub use room::{
     Member, Membership, MembershipView, NewRoom, Role, Room, RoomKind, RoomListItem, RoomName,
     RoomPatch, RoomPosition, SettingsPatch, Topic, Visibility,
 };
+pub use search::SearchQuery;
 pub use user::{Credentials, DisplayName, Email, Password, User, UserPatch, Username};
 
 #[cfg(test)]
@@ -71,6 +73,36 @@ mod tests {
         assert_eq!(RoomName::parse(" general ").unwrap().as_str(), "general");
         assert!(Topic::parse(&"t".repeat(501)).is_err());
         assert!(Topic::parse("").is_ok());
+    }
+
+    #[test]
+    fn reactions_are_emoji_or_shortcodes() {
+        for ok in [
+            "👍",
+            "❤️",
+            "1️⃣",
+            "👨‍👩‍👧",
+            ":thumbsup:",
+            ":+1:",
+            ":party_parrot:",
+        ] {
+            assert!(Emoji::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "lol",
+            "::",
+            ":no spaces:",
+            "👍 ",
+            "x👍",
+            ":a\u{0}:",
+            "<b>",
+        ] {
+            assert!(Emoji::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Emoji::parse(&"👍".repeat(8)).is_ok());
+        assert!(Emoji::parse(&"👍".repeat(9)).is_err());
     }
 
     #[test]

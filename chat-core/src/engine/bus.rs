@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use super::Inner;
 use crate::domain::{HistoryAnchor, RoomId, Seq};
 use crate::error::ChatError;
-use crate::events::Event;
+use crate::events::{changed_event, reaction_event, Event};
 use crate::ports::{BusSignal, BusStream, Hint, HintKind};
 
 /// Runs until the bus closes or the engine is dropped.
@@ -37,17 +37,36 @@ async fn apply_all(inner: &Arc<Inner>, hints: &[Hint]) -> Result<(), ChatError> 
 }
 
 async fn apply(inner: &Arc<Inner>, hint: &Hint) -> Result<(), ChatError> {
-    let room = match (hint.kind, hint.room) {
-        (HintKind::Presence { user }, _) => return inner.presence_hint(user).await,
+    let room = match (&hint.kind, hint.room) {
+        (HintKind::Presence { user }, _) => return inner.presence_hint(*user).await,
         (_, Some(room)) => room,
         (kind, None) => {
             tracing::warn!(?kind, "ignoring a room hint without a room");
             return Ok(());
         }
     };
-    match hint.kind {
+    match hint.kind.clone() {
         HintKind::Presence { .. } => Ok(()),
         HintKind::Message { seq } => publish_message(inner, room, seq).await,
+        HintKind::MessageChanged { id } => {
+            if let Some(message) = inner.store().message(room, id).await? {
+                inner.hub.publish(changed_event(message).into_frame());
+            }
+            Ok(())
+        }
+        HintKind::Reaction {
+            message,
+            user,
+            emoji,
+            added,
+        } => {
+            if let Some(message) = inner.store().message(room, message).await? {
+                inner
+                    .hub
+                    .publish(reaction_event(message, user, emoji, added).into_frame());
+            }
+            Ok(())
+        }
         HintKind::MemberJoined { user, baseline } => {
             // Read first, so that the sessions get `member.joined` right after they start
             // following the room. No membership: it already ended, and its hint follows.

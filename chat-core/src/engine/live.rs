@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{ChatEngine, Inner};
 use crate::domain::{HistoryAnchor, Message, Rev, RoomId, RoomPosition, Seq, UserId};
 use crate::error::ChatError;
-use crate::events::{Event, Frame};
+use crate::events::{changed_event, Event, Frame};
 use crate::hub::{Inbox, Item};
 
 /// Why a session ended.
@@ -359,16 +359,6 @@ impl Session {
     }
 }
 
-/// A changed message as the client learns of it: the tombstone's facts, or the message as it is.
 fn changed_frame(message: Message) -> Arc<str> {
-    if message.deleted {
-        frame_of(Event::MessageDeleted {
-            room_id: message.room_id,
-            message_id: message.id,
-            seq: message.seq,
-            rev: message.rev,
-        })
-    } else {
-        frame_of(Event::MessageUpdated { message })
-    }
+    frame_of(changed_event(message))
 }

@@ -2,10 +2,15 @@
 
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::rooms::{more_than, parse_cursor};
 use super::ChatEngine;
 use crate::domain::{
-    ClientId, HistoryAnchor, HistoryPage, Message, MessageBody, MessageId, MessageKind, NewMessage,
-    PageSize, RoomId, Seq, UserId,
+    ClientId, Cursor, HistoryAnchor, HistoryPage, Message, MessageBody, MessageId, MessageKind,
+    NewMessage, PageSize, RoomId, SearchQuery, Seq, UserId,
 };
 use crate::error::{ChatError, FieldCheck, FieldErrors};
 use crate::events::Event;
@@ -52,9 +57,40 @@ pub struct HistoryQuery {
     pub limit: Option<PageSize>,
 }
 
+/// Which page of a thread to read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ThreadQuery {
+    /// The oldest replies with a seq above this one (default 0: from the first).
+    pub after: Option<i64>,
+    /// The page size (default 50, clamped to 100).
+    pub limit: Option<PageSize>,
+}
+
+/// A full-text search of the caller's rooms.
+#[derive(Clone, Debug, Default)]
+pub struct SearchMessages {
+    /// The words every message found contains (plain text: no character has a meaning).
+    pub q: String,
+    /// Only this room.
+    pub room_id: Option<RoomId>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// The page size (default 50, clamped to 100).
+    pub limit: Option<PageSize>,
+}
+
+/// A page of search results, newest first.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchPage {
+    /// The messages found, newest first.
+    pub messages: Vec<Message>,
+    /// The cursor of the next page, `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
 /// The usernames named as `@username` in a body, as lowercase keys. A name followed by
 /// punctuation (`@bob.` or `@bob-`) also counts without it, since usernames may contain those.
-fn mentioned_keys(body: &str) -> Vec<String> {
+pub(super) fn mentioned_keys(body: &str) -> Vec<String> {
     let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
     let mut keys = Vec::new();
     let mut prev: Option<char> = None;
@@ -212,11 +248,107 @@ impl ChatEngine {
             }
         };
         let limit = query.limit.unwrap_or(PageSize::DEFAULT);
-        Ok(self
+        let page = self
             .inner
             .store()
             .history(room, anchor, limit.get())
-            .await?)
+            .await?;
+        Ok(HistoryPage {
+            messages: self.for_viewer(actor, page.messages).await?,
+            has_more: page.has_more,
+        })
+    }
+
+    /// A page of the replies in a root message's thread, ascending by seq.
+    pub async fn thread(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        root: MessageId,
+        query: ThreadQuery,
+    ) -> Result<HistoryPage, ChatError> {
+        let inner = &self.inner;
+        inner.visible_room(actor, room).await?;
+        if inner.store().message(room, root).await?.is_none() {
+            return Err(ChatError::NotFound);
+        }
+        let after = match query.after {
+            Some(after) if after < 0 => {
+                return Err(ChatError::BadRequest("after must be 0 or more".into()))
+            }
+            after => Seq(after.unwrap_or(0)),
+        };
+        let limit = query.limit.unwrap_or(PageSize::DEFAULT);
+        let page = inner.store().thread(room, root, after, limit.get()).await?;
+        Ok(HistoryPage {
+            messages: self.for_viewer(actor, page.messages).await?,
+            has_more: page.has_more,
+        })
+    }
+
+    /// Messages of the caller's rooms (or of one of them) holding every word of the query,
+    /// newest first; never a deleted one. A query without words finds nothing.
+    pub async fn search(
+        &self,
+        actor: UserId,
+        input: SearchMessages,
+    ) -> Result<SearchPage, ChatError> {
+        let inner = &self.inner;
+        let after = parse_cursor(input.cursor.as_deref())?;
+        if let Some(room) = input.room_id {
+            inner.visible_room(actor, room).await?;
+        }
+        let query = SearchQuery::new(&input.q);
+        if query.is_empty() {
+            return Ok(SearchPage {
+                messages: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let limit = input.limit.unwrap_or(PageSize::DEFAULT);
+        let mut found = inner
+            .store()
+            .search_messages(actor, &query, input.room_id, after, limit.get() + 1)
+            .await?;
+        let next_cursor = more_than(&mut found, limit)
+            .then(|| found.last())
+            .flatten()
+            .map(|m| Cursor::new(0, m.created_at, m.id.0).encode());
+        Ok(SearchPage {
+            messages: self.for_viewer(actor, found).await?,
+            next_cursor,
+        })
+    }
+
+    /// The messages as `viewer` sees them: each reaction says whether it is theirs.
+    pub(super) async fn for_viewer(
+        &self,
+        viewer: UserId,
+        mut messages: Vec<Message>,
+    ) -> Result<Vec<Message>, ChatError> {
+        let mut reacted: BTreeMap<RoomId, Vec<Seq>> = BTreeMap::new();
+        for m in messages.iter_mut().filter(|m| !m.reactions.is_empty()) {
+            reacted.entry(m.room_id).or_default().push(m.seq);
+            for r in &mut m.reactions {
+                r.me = Some(false);
+            }
+        }
+        for (room, seqs) in reacted {
+            let mine = self.inner.store().reactions_by(room, viewer, &seqs).await?;
+            for (seq, emoji) in mine {
+                let message = messages
+                    .iter_mut()
+                    .find(|m| m.room_id == room && m.seq == seq);
+                let reaction = message
+                    .into_iter()
+                    .flat_map(|m| m.reactions.iter_mut())
+                    .find(|r| r.emoji == emoji);
+                if let Some(r) = reaction {
+                    r.me = Some(true);
+                }
+            }
+        }
+        Ok(messages)
     }
 
     /// One message of a room the caller can see.
@@ -227,11 +359,16 @@ impl ChatEngine {
         id: MessageId,
     ) -> Result<Message, ChatError> {
         self.inner.visible_room(actor, room).await?;
-        self.inner
+        let found = self
+            .inner
             .store()
             .message(room, id)
             .await?
-            .ok_or(ChatError::NotFound)
+            .ok_or(ChatError::NotFound)?;
+        self.for_viewer(actor, vec![found])
+            .await?
+            .pop()
+            .ok_or(ChatError::Internal)
     }
 }
 

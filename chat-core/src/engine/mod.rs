@@ -5,6 +5,7 @@
 
 mod accounts;
 mod bus;
+mod changes;
 mod live;
 mod messages;
 mod presence;
@@ -24,8 +25,9 @@ use crate::notify::InProcessNotifier;
 use crate::ports::{Hint, HintKind, NodeId, Notifier, Store};
 
 pub use accounts::{LoginResult, Register, UpdateMe, UserPage};
+pub use changes::EditMessage;
 pub use live::{Session, SessionEnd, SyncSince, SyncedRoom};
-pub use messages::{HistoryQuery, SendMessage, Sent};
+pub use messages::{HistoryQuery, SearchMessages, SearchPage, SendMessage, Sent, ThreadQuery};
 pub use presence::{
     Presence, PresenceStatus, SetPresence, HEARTBEAT, MAX_PRESENCE_QUERY, NODE_TIMEOUT,
 };
@@ -55,6 +57,9 @@ pub struct Limits {
     pub max_concurrent_hashes: usize,
     /// How long a refresh token stays valid, in seconds.
     pub refresh_ttl_secs: i64,
+    /// Different reactions one message takes (Discord's limit; enough for any real use, and it
+    /// bounds the `reactions` of every message read).
+    pub max_reaction_kinds: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +72,7 @@ impl Default for Limits {
             sync_max_messages: 500,
             max_concurrent_hashes: 4,
             refresh_ttl_secs: 30 * 24 * 3600,
+            max_reaction_kinds: 20,
         }
     }
 }

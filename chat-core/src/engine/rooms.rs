@@ -116,14 +116,14 @@ pub struct DirectRoom {
     pub created: bool,
 }
 
-fn parse_cursor(cursor: Option<&str>) -> Result<Option<Cursor>, ChatError> {
+pub(super) fn parse_cursor(cursor: Option<&str>) -> Result<Option<Cursor>, ChatError> {
     cursor
         .map(|c| Cursor::decode(c).ok_or_else(|| ChatError::BadRequest("invalid cursor".into())))
         .transpose()
 }
 
 /// Whether the list, fetched with one extra item, has more than a page; keeps only the page.
-fn more_than<T>(items: &mut Vec<T>, limit: PageSize) -> bool {
+pub(super) fn more_than<T>(items: &mut Vec<T>, limit: PageSize) -> bool {
     let more = items.len() > limit.get() as usize;
     items.truncate(limit.get() as usize);
     more

@@ -9,7 +9,7 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{RoomId, Seq, UserId};
+use crate::domain::{Emoji, MessageId, RoomId, Seq, UserId};
 use crate::error::StoreError;
 
 /// Identifies one engine instance (one server node) on the bus.
@@ -18,7 +18,7 @@ use crate::error::StoreError;
 pub struct NodeId(pub Uuid);
 
 /// What changed in a room. Kept small: a hint names the change, the store holds the data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "k", rename_all = "snake_case")]
 pub enum HintKind {
     /// A message with this seq was appended.
@@ -32,6 +32,22 @@ pub enum HintKind {
         user: UserId,
         /// The room's last seq at joining: live delivery to the member starts after it.
         baseline: Seq,
+    },
+    /// A message was edited or deleted (read it from the store).
+    MessageChanged {
+        /// The message.
+        id: MessageId,
+    },
+    /// A user added or took back a reaction (the counts are read from the store).
+    Reaction {
+        /// The message.
+        message: MessageId,
+        /// Who reacted.
+        user: UserId,
+        /// With what.
+        emoji: Emoji,
+        /// Whether it was added.
+        added: bool,
     },
     /// The room's details changed (read it from the store).
     RoomUpdated,
@@ -60,7 +76,7 @@ pub enum HintKind {
 }
 
 /// One change, from one node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hint {
     /// The node whose engine made the change.
     pub origin: NodeId,

@@ -6,9 +6,10 @@ use std::fmt::Debug;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Appended, Credentials, Cursor, HistoryAnchor, HistoryPage, Member, Membership, Message,
-    MessageId, NewMessage, NewRoom, Rev, Role, Room, RoomId, RoomListItem, RoomPatch, RoomPosition,
-    Seq, SessionId, SettingsPatch, User, UserId, UserPatch,
+    Appended, Credentials, Cursor, Emoji, HistoryAnchor, HistoryPage, Member, Membership, Message,
+    MessageEdit, MessageId, NewMessage, NewRoom, ReactionChange, ReactionEdit, Rev, Role, Room,
+    RoomId, RoomListItem, RoomPatch, RoomPosition, SearchQuery, Seq, SessionId, SettingsPatch,
+    User, UserId, UserPatch,
 };
 use crate::error::StoreError;
 use crate::ports::{PresenceStore, ReceiptStore};
@@ -205,6 +206,50 @@ pub trait MessageStore: Send + Sync + Debug {
         room: RoomId,
         through: Seq,
         after_rev: Rev,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+    /// Up to `limit` replies in the thread of `root` with a seq above `after`, ascending, and
+    /// whether more follow.
+    async fn thread(
+        &self,
+        room: RoomId,
+        root: MessageId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError>;
+    /// Replaces a message's text and mentions (and what search finds it by), sets `edited_at`
+    /// and gives it the room's next `rev`; `None` (and nothing changed) when there is no such
+    /// message or it is deleted.
+    async fn edit_message(&self, edit: &MessageEdit) -> Result<Option<Message>, StoreError>;
+    /// Makes a message a tombstone: no text, attachment, reactions or mentions, gone from
+    /// search, with the room's next `rev`. Returns the tombstone; `None` (and nothing changed)
+    /// when there is no such message or it was already deleted.
+    async fn delete_message(
+        &self,
+        room: RoomId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError>;
+    /// Adds or takes back one user's reaction on a message; a change gives the message the
+    /// room's next `rev`. `None` (and nothing changed) when there is no such message or it is
+    /// deleted.
+    async fn set_reaction(&self, edit: &ReactionEdit)
+        -> Result<Option<ReactionChange>, StoreError>;
+    /// Which of the messages at `seqs` the user reacted to, and with what.
+    async fn reactions_by(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seqs: &[Seq],
+    ) -> Result<Vec<(Seq, Emoji)>, StoreError>;
+    /// Up to `limit` messages, not deleted, in rooms `user` is a member of (only `room` when
+    /// given), whose text holds every word of `query`; newest first (by `created_at`, then id,
+    /// both descending), after the cursor `after` (at = created_at, id = message id).
+    async fn search_messages(
+        &self,
+        user: UserId,
+        query: &SearchQuery,
+        room: Option<RoomId>,
+        after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
 }

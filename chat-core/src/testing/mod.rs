@@ -23,6 +23,9 @@ use crate::domain::{
 use crate::error::StoreError;
 use crate::ports::{constraint, AuthSession, NodeId, Store};
 
+mod changes;
+pub use changes::*;
+
 /// Expands into one `#[tokio::test]` per conformance behaviour; needs an
 /// `async fn make_store()` in scope returning `Arc<dyn Store>` or `Option<Arc<dyn Store>>`
 /// (`None`: skip).
@@ -70,6 +73,16 @@ macro_rules! store_conformance_tests {
             public_rooms_are_found_by_name,
             rooms_are_updated,
             messages_are_counted,
+            threads_list_their_replies_in_order,
+            edits_replace_text_and_mentions_with_a_new_rev,
+            deletes_leave_tombstones,
+            unread_counts_are_exact_after_reads_and_deletes,
+            unread_counts_do_not_drift_under_concurrent_sends_and_reads,
+            reactions_count_per_emoji_in_order_of_first_use,
+            an_emoji_keeps_its_place_while_anyone_reacts_with_it,
+            search_finds_every_word_in_the_users_rooms_only,
+            search_follows_edits_and_deletes,
+            search_pages_newest_first,
             ping_answers,
         );
     };
