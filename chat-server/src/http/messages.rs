@@ -1,15 +1,17 @@
-//! `/v1/rooms/{id}/messages/*`: sending and reading messages.
+//! `/v1/rooms/{id}/messages/*`: sending, reading, editing and deleting messages, and threads.
 
 use chat_core::auth::Identity;
 use chat_core::domain::{MessageId, RoomId};
-use chat_core::engine::{HistoryQuery, SendMessage};
+use chat_core::engine::{EditMessage, HistoryQuery, SendMessage, ThreadQuery};
 use chat_core::ChatEngine;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{authenticated, json_body, path_id, query, respond, with_engine, Body, Query};
+use super::{
+    authenticated, json_body, no_content, path_id, query, respond, with_engine, Body, Query,
+};
 use crate::State;
 
 pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
@@ -60,12 +62,77 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .then(
             |room: String, id: String, engine: ChatEngine, who: Identity| async move {
                 let result = async {
-                    let room: RoomId = path_id(&room)?;
-                    let id: MessageId = path_id(&id)?;
+                    let (room, id) = ids(&room, &id)?;
                     engine.message(who.user, room, id).await
                 };
                 respond(StatusCode::OK, result.await)
             },
         );
-    send.or(history).unify().or(one).unify().boxed()
+    let edit = warp::path!("v1" / "rooms" / String / "messages" / String)
+        .and(warp::patch())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<EditMessage>(max))
+        .then(
+            |room: String,
+             id: String,
+             engine: ChatEngine,
+             who: Identity,
+             input: Body<EditMessage>| async move {
+                let result = async {
+                    let (room, id) = ids(&room, &id)?;
+                    let check = async { engine.may_edit(who.user, room, id).await.map(drop) };
+                    let input = input.after(check).await?;
+                    engine.edit_message(who.user, room, id, input).await
+                };
+                respond(StatusCode::OK, result.await)
+            },
+        );
+    let delete = warp::path!("v1" / "rooms" / String / "messages" / String)
+        .and(warp::delete())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .then(
+            |room: String, id: String, engine: ChatEngine, who: Identity| async move {
+                let result = async {
+                    let (room, id) = ids(&room, &id)?;
+                    engine.delete_message(who.user, room, id).await
+                };
+                no_content(result.await)
+            },
+        );
+    let thread = warp::path!("v1" / "rooms" / String / "messages" / String / "thread")
+        .and(warp::get())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(query())
+        .then(
+            |room: String, id: String, engine: ChatEngine, who: Identity, q: Query| async move {
+                let result = async {
+                    let (room, id) = ids(&room, &id)?;
+                    let query = ThreadQuery {
+                        after: q.int("after")?,
+                        limit: Some(q.limit()?),
+                    };
+                    engine.thread(who.user, room, id, query).await
+                };
+                respond(StatusCode::OK, result.await)
+            },
+        );
+    send.or(history)
+        .unify()
+        .or(one)
+        .unify()
+        .or(edit)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(thread)
+        .unify()
+        .boxed()
+}
+
+/// A room id and a message id from a path.
+pub(super) fn ids(room: &str, id: &str) -> Result<(RoomId, MessageId), chat_core::ChatError> {
+    Ok((path_id(room)?, path_id(id)?))
 }

@@ -5,8 +5,10 @@
 mod accounts;
 mod messages;
 mod ops;
+mod reactions;
 mod receipts;
 mod rooms;
+mod search;
 mod signals;
 
 use std::collections::HashMap;
@@ -32,6 +34,10 @@ pub(crate) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(rooms::routes(state))
         .unify()
         .or(messages::routes(state))
+        .unify()
+        .or(reactions::routes(state))
+        .unify()
+        .or(search::routes(state))
         .unify()
         .or(signals::routes(state))
         .unify()

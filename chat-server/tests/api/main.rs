@@ -2,8 +2,10 @@
 
 mod support;
 
+mod authz;
 mod bad_input;
 mod binary;
+mod changes;
 mod chat;
 mod idempotency;
 mod multinode;

@@ -5,44 +5,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use chat_store_postgres::{PgOptions, PgStore};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::support::{Program, Ws, SECRET};
-
-/// A temporary database (dropped with the store) and the URL nodes use to reach it.
-struct Database {
-    store: PgStore,
-    url: String,
-}
-
-async fn database() -> Option<Database> {
-    let Ok(admin) = std::env::var("CHAT_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: CHAT_TEST_POSTGRES_URL is not set");
-        return None;
-    };
-    let store = PgStore::open_temporary(&admin, PgOptions::default())
-        .await
-        .expect("temporary database");
-    let (name,): (String,) = sqlx::query_as("SELECT current_database()")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    let (base, params) = match admin.split_once('?') {
-        Some((base, params)) => (base, format!("&{params}")),
-        None => (admin.as_str(), String::new()),
-    };
-    let server = base
-        .rsplit_once('/')
-        .map(|(server, _)| server)
-        .unwrap_or(base);
-    Some(Database {
-        url: format!("{server}/{name}?sslmode=disable{params}"),
-        store,
-    })
-}
+use crate::support::{database, Database, Program, Ws, SECRET};
 
 /// A node: the binary on the shared database, named for `pg_stat_activity`.
 fn node(db: &Database, name: &str, dir: &TempDir) -> Program {

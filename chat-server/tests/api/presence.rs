@@ -5,9 +5,14 @@ use reqwest::{Method, StatusCode};
 
 use crate::support::TestServer;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_follows_connections_and_reaches_room_mates_only() {
-    let server = TestServer::start().await;
+    for (_, server) in TestServer::on_each_backend().await {
+        presence_follows_connections_and_reaches_room_mates_only_on(server).await;
+    }
+}
+
+async fn presence_follows_connections_and_reaches_room_mates_only_on(server: TestServer) {
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
     let eve = server.register("eve").await;

@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chat_server::{Config, RunningServer};
+use chat_store_postgres::{PgOptions, PgStore};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -23,6 +24,8 @@ pub(crate) const FRAME_WAIT: Duration = Duration::from_secs(10);
 pub(crate) struct TestServer {
     server: Option<RunningServer>,
     dir: Option<TempDir>,
+    /// The PostgreSQL database the server runs on, dropped after the server.
+    database: Option<Database>,
     pub(crate) base: String,
     pub(crate) ws_url: String,
     http: reqwest::Client,
@@ -55,10 +58,30 @@ impl TestServer {
         TestServer {
             server: Some(server),
             dir: Some(dir),
+            database: None,
             base: format!("http://{addr}"),
             ws_url: format!("ws://{addr}/v1/ws"),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// A server on its own temporary PostgreSQL database; `None` (saying so) without
+    /// `CHAT_TEST_POSTGRES_URL`.
+    pub(crate) async fn start_postgres() -> Option<TestServer> {
+        let db = database().await?;
+        let url = db.url.clone();
+        let mut server = Self::start_with(|c| c.database_url = Some(url)).await;
+        server.database = Some(db);
+        Some(server)
+    }
+
+    /// A server on each backend: SQLite, and PostgreSQL when `CHAT_TEST_POSTGRES_URL` is set.
+    pub(crate) async fn on_each_backend() -> Vec<(&'static str, TestServer)> {
+        let mut servers = vec![("sqlite", Self::start().await)];
+        if let Some(pg) = Self::start_postgres().await {
+            servers.push(("postgres", pg));
+        }
+        servers
     }
 
     /// Stops the server gracefully and hands back its data directory.
@@ -200,6 +223,38 @@ impl TestServer {
     pub(crate) async fn ws_with_receive_buffer(&self, token: &str, bytes: Option<u32>) -> Ws {
         Ws::connect(&self.base, token, bytes).await
     }
+}
+
+/// A temporary database (dropped with the store) and the URL nodes use to reach it.
+pub(crate) struct Database {
+    pub(crate) store: PgStore,
+    pub(crate) url: String,
+}
+
+pub(crate) async fn database() -> Option<Database> {
+    let Ok(admin) = std::env::var("CHAT_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: CHAT_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let store = PgStore::open_temporary(&admin, PgOptions::default())
+        .await
+        .expect("temporary database");
+    let (name,): (String,) = sqlx::query_as("SELECT current_database()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let (base, params) = match admin.split_once('?') {
+        Some((base, params)) => (base, format!("&{params}")),
+        None => (admin.as_str(), String::new()),
+    };
+    let server = base
+        .rsplit_once('/')
+        .map(|(server, _)| server)
+        .unwrap_or(base);
+    Some(Database {
+        url: format!("{server}/{name}?sslmode=disable{params}"),
+        store,
+    })
 }
 
 /// A WebSocket client speaking the JSON protocol.

@@ -7,9 +7,14 @@ use serde_json::json;
 
 use crate::support::TestServer;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_reaches_members_only_and_expires() {
-    let server = TestServer::start().await;
+    for (_, server) in TestServer::on_each_backend().await {
+        typing_reaches_members_only_and_expires_on(server).await;
+    }
+}
+
+async fn typing_reaches_members_only_and_expires_on(server: TestServer) {
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
     let eve = server.register("eve").await;
