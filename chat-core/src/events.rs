@@ -61,6 +61,14 @@ pub enum Event {
         /// The new member.
         member: Member,
     },
+    /// A member's role changed.
+    #[serde(rename = "member.updated")]
+    MemberUpdated {
+        /// The room.
+        room_id: RoomId,
+        /// The member as they are now.
+        member: Member,
+    },
     /// A room's details changed.
     #[serde(rename = "room.updated")]
     RoomUpdated {
@@ -147,6 +155,7 @@ impl Event {
             Event::MessageDeleted { room_id, .. }
             | Event::ReactionUpdated { room_id, .. }
             | Event::MemberJoined { room_id, .. }
+            | Event::MemberUpdated { room_id, .. }
             | Event::MemberLeft { room_id, .. }
             | Event::Typing { room_id, .. }
             | Event::Receipt { room_id, .. } => Some(*room_id),

@@ -671,6 +671,20 @@ impl RoomStore for MemoryStore {
         Ok(r.members.len() as i64)
     }
 
+    async fn set_roles(&self, room: RoomId, roles: &[(UserId, Role)]) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let r = s.rooms.get_mut(&room).ok_or(StoreError::NotFound)?;
+        if roles.iter().any(|(user, _)| !r.members.contains_key(user)) {
+            return Err(StoreError::NotFound);
+        }
+        for (user, role) in roles {
+            if let Some(m) = r.members.get_mut(user) {
+                m.role = *role;
+            }
+        }
+        Ok(())
+    }
+
     async fn update_settings(
         &self,
         room: RoomId,

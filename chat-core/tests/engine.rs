@@ -8,6 +8,7 @@
 #[macro_use]
 mod support;
 
+use chat_core::engine::ChangeRole;
 use support::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -362,6 +363,105 @@ async fn adding_members_follows_ranks() {
         engine.room(owner, room).await.expect("room").member_count,
         5
     );
+}
+
+fn role(name: &str) -> ChangeRole {
+    ChangeRole { role: name.into() }
+}
+
+#[tokio::test]
+async fn only_the_owner_changes_roles_and_hands_the_room_over() {
+    let (engine, store) = engine().await;
+    let owner = seed_user(&store, "owner").await;
+    let admin = seed_user(&store, "admin").await;
+    let member = seed_user(&store, "member").await;
+    let outsider = seed_user(&store, "outsider").await;
+    let room = private_room(&engine, owner, &[member]).await;
+    engine
+        .add_member(owner, room, add(admin, Some("admin")))
+        .await
+        .expect("admin added");
+    let mut live = engine.connect(member).await.expect("connected");
+
+    assert_err!(
+        engine.change_role(admin, room, member, role("admin")).await,
+        ChatError::Forbidden(_)
+    );
+    assert_err!(
+        engine
+            .change_role(member, room, admin, role("member"))
+            .await,
+        ChatError::Forbidden(_)
+    );
+    assert_err!(
+        engine
+            .change_role(outsider, room, member, role("admin"))
+            .await,
+        ChatError::NotFound
+    );
+    assert_err!(
+        engine
+            .change_role(owner, room, outsider, role("admin"))
+            .await,
+        ChatError::NotFound
+    );
+    assert_eq!(
+        invalid_fields(engine.change_role(owner, room, member, role("root")).await),
+        ["role"]
+    );
+    assert_eq!(
+        invalid_fields(engine.change_role(owner, room, owner, role("member")).await),
+        ["role"],
+        "an owner cannot leave the room without one"
+    );
+
+    let promoted = engine
+        .change_role(owner, room, member, role("admin"))
+        .await
+        .expect("promoted");
+    assert_eq!(promoted.role, Role::Admin);
+    let frame = next(&mut live).await;
+    assert_eq!(kind(&frame), "member.updated", "{frame}");
+    assert_eq!(frame["member"]["role"], "admin");
+    engine
+        .change_role(owner, room, member, role("admin"))
+        .await
+        .expect("no change");
+    assert_quiet(&mut live).await;
+
+    let heir = engine
+        .change_role(owner, room, admin, role("owner"))
+        .await
+        .expect("handed over");
+    assert_eq!(heir.role, Role::Owner);
+    let frames = [next(&mut live).await, next(&mut live).await];
+    let roles: Vec<(String, String)> = frames
+        .iter()
+        .map(|f| {
+            assert_eq!(kind(f), "member.updated", "{f}");
+            (
+                f["member"]["user"]["id"].as_str().unwrap().to_owned(),
+                f["member"]["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            (admin.to_string(), "owner".to_owned()),
+            (owner.to_string(), "admin".to_owned())
+        ]
+    );
+    assert_err!(
+        engine
+            .change_role(owner, room, member, role("member"))
+            .await,
+        ChatError::Forbidden(_)
+    );
+    engine
+        .change_role(admin, room, owner, role("member"))
+        .await
+        .expect("the new owner demotes the old one");
 }
 
 #[tokio::test]

@@ -49,6 +49,9 @@ pub struct Config {
     /// Most rooms a user can be in (bounds every list of a user's rooms).
     #[arg(long, env = "CHAT_MAX_ROOMS_PER_USER", default_value_t = 5000)]
     pub max_rooms_per_user: u32,
+    /// Different reactions one message takes (adding one more is 422).
+    #[arg(long, env = "CHAT_MAX_REACTIONS_PER_MESSAGE", default_value_t = 20)]
+    pub max_reactions_per_message: usize,
     /// Events queued per WebSocket before it is closed as a slow consumer (4008).
     #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 1024)]
     pub ws_queue: usize,

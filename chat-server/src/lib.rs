@@ -203,6 +203,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let limits = Limits {
         max_message_chars: config.max_message_chars,
         max_rooms_per_user: config.max_rooms_per_user,
+        max_reaction_kinds: config.max_reactions_per_message,
         session_queue: config.ws_queue,
         ..Limits::default()
     };

@@ -757,6 +757,37 @@ impl RoomStore for PgStore {
         Ok(left)
     }
 
+    #[tracing::instrument(name = "db.membership.set_roles", skip_all, err)]
+    async fn set_roles(&self, room: RoomId, roles: &[(UserId, Role)]) -> Result<(), StoreError> {
+        // Returning early drops the transaction, which rolls back whatever it had done.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The room's row first, in the order every writer of a room takes its locks.
+        let lock = Query::select()
+            .column(Rooms::Id)
+            .from(Rooms::Table)
+            .and_where(Expr::col(Rooms::Id).eq(room.0))
+            .lock(LockType::NoKeyUpdate)
+            .to_owned();
+        let locked: Option<(Uuid,)> = fetch_optional(&mut *tx, &lock).await.map_err(db)?;
+        if locked.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        for (user, role) in roles {
+            let mut update = Query::update();
+            update
+                .table(Memberships::Table)
+                .value(Memberships::Role, role.as_str());
+            for key in membership_key(room, *user) {
+                update.and_where(key);
+            }
+            if execute(&mut *tx, &update).await.map_err(db)? == 0 {
+                return Err(StoreError::NotFound);
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
     #[tracing::instrument(name = "db.membership.settings", skip_all, err)]
     async fn update_settings(
         &self,

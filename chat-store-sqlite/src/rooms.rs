@@ -748,6 +748,26 @@ impl RoomStore for SqliteStore {
         Ok(left)
     }
 
+    #[tracing::instrument(name = "db.membership.set_roles", skip_all, err)]
+    async fn set_roles(&self, room: RoomId, roles: &[(UserId, Role)]) -> Result<(), StoreError> {
+        // Returning early drops the transaction, which rolls back whatever it had done.
+        let mut tx = self.write().await?;
+        for (user, role) in roles {
+            let mut update = Query::update();
+            update
+                .table(Memberships::Table)
+                .value(Memberships::Role, role.as_str());
+            for key in membership_key(room, *user) {
+                update.and_where(key);
+            }
+            if execute(&mut *tx, &update).await.map_err(db)? == 0 {
+                return Err(StoreError::NotFound);
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
     #[tracing::instrument(name = "db.membership.settings", skip_all, err)]
     async fn update_settings(
         &self,

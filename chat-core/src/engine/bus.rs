@@ -83,6 +83,19 @@ async fn apply(inner: &Arc<Inner>, hint: &Hint) -> Result<(), ChatError> {
             }
             Ok(())
         }
+        HintKind::MemberUpdated { user } => {
+            if let Some(m) = inner.store().membership(room, user).await? {
+                let member = inner.member_view(m).await?;
+                inner.hub.publish(
+                    Event::MemberUpdated {
+                        room_id: room,
+                        member,
+                    }
+                    .into_frame(),
+                );
+            }
+            Ok(())
+        }
         HintKind::RoomUpdated => {
             if let Some(found) = inner.store().room(room).await? {
                 inner

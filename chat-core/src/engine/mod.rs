@@ -10,6 +10,7 @@ mod live;
 mod messages;
 mod presence;
 mod receipts;
+mod roles;
 mod rooms;
 mod typing;
 
@@ -34,6 +35,7 @@ pub use presence::{
 pub use receipts::{
     DeliveredState, MarkSeq, ReadState, ReceiptPage, RoomUnread, UnreadSummary, MAX_RECEIPT_ROOM,
 };
+pub use roles::ChangeRole;
 pub use rooms::{
     AddMember, CreateRoom, DirectRoom, MemberPage, PublicRoomPage, RoomPage, RoomSettings,
     RoomStats, UpdateRoom,

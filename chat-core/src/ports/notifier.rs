@@ -51,6 +51,11 @@ pub enum HintKind {
     },
     /// The room's details changed (read it from the store).
     RoomUpdated,
+    /// The user's role changed (read it from the store).
+    MemberUpdated {
+        /// The member.
+        user: UserId,
+    },
     /// The user's membership ended.
     MemberLeft {
         /// The former member.

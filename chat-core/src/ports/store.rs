@@ -170,6 +170,9 @@ pub trait RoomStore: Send + Sync + Debug {
         user: UserId,
         promote: Option<UserId>,
     ) -> Result<i64, StoreError>;
+    /// Gives members new roles, all together (an ownership hand-over changes two); `NotFound`
+    /// (and nothing changed) when one of them is not a member.
+    async fn set_roles(&self, room: RoomId, roles: &[(UserId, Role)]) -> Result<(), StoreError>;
     /// Applies a member's own settings of the room; `None` when `user` is not a member.
     async fn update_settings(
         &self,

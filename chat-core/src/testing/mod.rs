@@ -53,6 +53,7 @@ macro_rules! store_conformance_tests {
             members_are_listed_oldest_first_without_email,
             adding_members_reports_conflicts_and_the_baseline,
             removing_a_member_can_hand_over_ownership,
+            roles_change_together_or_not_at_all,
             only_empty_rooms_are_deleted,
             direct_rooms_are_one_per_pair,
             concurrent_direct_rooms_are_one_per_pair,
@@ -177,6 +178,37 @@ async fn post(store: &Arc<dyn Store>, room: RoomId, sender: UserId, body: &str) 
 
 fn seqs(messages: &[crate::domain::Message]) -> Vec<i64> {
     messages.iter().map(|m| m.seq.0).collect()
+}
+
+/// Roles change together (a hand-over makes one owner and the other admin), and not at all
+/// when one of those named is not a member.
+pub async fn roles_change_together_or_not_at_all(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let eve = add_user(&store, "eve").await;
+    let room = add_room(&store, alice, &[bob]).await;
+    let role = |user| {
+        let store = store.clone();
+        async move { store.membership(room, user).await.unwrap().map(|m| m.role) }
+    };
+    store
+        .set_roles(room, &[(bob, Role::Owner), (alice, Role::Admin)])
+        .await
+        .expect("handed over");
+    assert_eq!(
+        (role(alice).await, role(bob).await),
+        (Some(Role::Admin), Some(Role::Owner))
+    );
+    let refused = store
+        .set_roles(room, &[(alice, Role::Member), (eve, Role::Admin)])
+        .await;
+    assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
+    assert_eq!(role(alice).await, Some(Role::Admin), "nothing changed");
+    assert_eq!(role(eve).await, None);
+    let missing = store
+        .set_roles(RoomId(Uuid::new_v4()), &[(alice, Role::Member)])
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
 }
 
 /// A created user is found by id, and by username or email in any case.

@@ -2,7 +2,7 @@
 
 use chat_core::auth::Identity;
 use chat_core::domain::{RoomId, UserId};
-use chat_core::engine::{AddMember, CreateRoom, RoomSettings, UpdateRoom};
+use chat_core::engine::{AddMember, ChangeRole, CreateRoom, RoomSettings, UpdateRoom};
 use chat_core::{ChatEngine, ChatError};
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
@@ -173,6 +173,32 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
                 no_content(result.await)
             },
         );
+    let change_role = warp::path!("v1" / "rooms" / String / "members" / String)
+        .and(warp::patch())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<ChangeRole>(max))
+        .then(
+            |room: String,
+             user: String,
+             engine: ChatEngine,
+             who: Identity,
+             input: Body<ChangeRole>| async move {
+                let result = async {
+                    let room: RoomId = path_id(&room)?;
+                    let user: UserId = path_id(&user)?;
+                    let check = async {
+                        engine
+                            .may_change_roles(who.user, room, user)
+                            .await
+                            .map(drop)
+                    };
+                    let input = input.after(check).await?;
+                    engine.change_role(who.user, room, user, input).await
+                };
+                respond(StatusCode::OK, result.await)
+            },
+        );
     let settings = warp::path!("v1" / "rooms" / String / "settings")
         .and(warp::put())
         .and(with_engine(state))
@@ -229,6 +255,8 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(add_member)
         .unify()
         .or(remove_member)
+        .unify()
+        .or(change_role)
         .unify()
         .or(settings)
         .unify()

@@ -185,6 +185,13 @@ fn cases(f: &Fixture, p: &People, read: u16, denied: u16) -> Vec<Case> {
             [denied, 403, 204],
         ),
         same(
+            "change a role",
+            Method::PATCH,
+            format!("/v1/rooms/{r}/members/{}", p.carol.id),
+            Some(json!({"role": "admin"})),
+            [denied, 403, 403],
+        ),
+        same(
             "admin removes owner",
             Method::DELETE,
             format!("/v1/rooms/{r}/members/{}", p.alice.id),

@@ -313,3 +313,78 @@ async fn threads_search_and_unread_counts_follow_changes() {
         assert_eq!(status, 400, "{backend}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_changes_roles_and_members_hear_of_it() {
+    for (backend, server) in TestServer::on_each_backend().await {
+        let alice = server.register("alice").await;
+        let bob = server.register("bob").await;
+        let room = server.room(&alice, &[&bob]).await;
+        let mut bob_ws = server.ws(&bob.token).await;
+        let path = format!("/v1/rooms/{room}/members/{}", bob.id);
+
+        let (status, answer) = call(
+            &server,
+            Method::PATCH,
+            &path,
+            &alice,
+            Some(json!({"role": "boss"})),
+        )
+        .await;
+        assert_eq!(status, 422, "{backend}: {answer}");
+        assert!(answer["details"]["fields"]["role"].is_string());
+        let (status, member) = call(
+            &server,
+            Method::PATCH,
+            &path,
+            &alice,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{backend}: {member}");
+        assert_eq!(member["role"], "admin");
+        let event = bob_ws.next_of("member.updated").await;
+        assert_eq!(event["member"]["role"], "admin", "{backend}");
+
+        let (status, member) = call(
+            &server,
+            Method::PATCH,
+            &path,
+            &alice,
+            Some(json!({"role": "owner"})),
+        )
+        .await;
+        assert_eq!(
+            (status, member["role"].as_str()),
+            (200, Some("owner")),
+            "{backend}"
+        );
+        let (_, members) = server
+            .get(&format!("/v1/rooms/{room}/members"), &bob.token)
+            .await;
+        let mut roles: Vec<(&str, &str)> = members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["user"]["id"].as_str().unwrap(),
+                    m["role"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        roles.sort();
+        let mut expected = [(alice.id.as_str(), "admin"), (bob.id.as_str(), "owner")];
+        expected.sort();
+        assert_eq!(roles, expected, "{backend}");
+        let (status, _) = call(
+            &server,
+            Method::PATCH,
+            &format!("/v1/rooms/{room}/members/{}", alice.id),
+            &alice,
+            Some(json!({"role": "owner"})),
+        )
+        .await;
+        assert_eq!(status, 403, "{backend}: alice is no longer the owner");
+    }
+}
