@@ -7,6 +7,7 @@ use std::cell::RefCell;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm as Argon2Algorithm, Argon2, Block, Params, Version};
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -226,6 +227,9 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// refused), `exp`, `iat`, `iss` and `sub` are required, and the leeway is explicit.
 #[derive(Clone)]
 pub struct TokenIssuer {
+    /// Signs upload links: derived from the secret, so every node that shares the secret
+    /// verifies every node's links, and a link's signature is never a valid token's.
+    link_key: Vec<u8>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -271,6 +275,7 @@ impl TokenIssuer {
         validation.leeway = Self::LEEWAY_SECS;
         validation.validate_exp = true;
         Ok(TokenIssuer {
+            link_key: hmac_sha256(secret, b"chat-core upload links").to_vec(),
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
@@ -323,6 +328,41 @@ impl TokenIssuer {
     }
 }
 
+impl TokenIssuer {
+    /// The signature of a link's subject (hex HMAC-SHA256).
+    pub fn sign_link(&self, subject: &str) -> String {
+        hex(&hmac_sha256(&self.link_key, subject.as_bytes()))
+    }
+
+    /// Whether `signature` is the subject's, compared in constant time.
+    pub fn verify_link(&self, subject: &str, signature: &str) -> bool {
+        let Some(given) = unhex(signature) else {
+            return false;
+        };
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.link_key)
+            .expect("HMAC takes keys of any length");
+        mac.update(subject.as_bytes());
+        mac.verify_slice(&given).is_ok()
+    }
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
 /// A new opaque refresh token (256 random bits, hex).
 pub fn new_refresh_token() -> String {
     let mut bytes = [0u8; 32];
@@ -335,7 +375,7 @@ pub fn refresh_token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

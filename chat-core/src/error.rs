@@ -90,6 +90,12 @@ pub enum ChatError {
     /// `unsupported_media_type`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// `range_not_satisfiable`: a `Range` that covers none of a file of `size` bytes.
+    #[error("the range covers none of the file")]
+    RangeNotSatisfiable {
+        /// The file's size in bytes.
+        size: u64,
+    },
     /// `validation_failed` with the failing fields.
     #[error("validation failed")]
     Validation(FieldErrors),

@@ -39,6 +39,7 @@
 //! `testing` feature, `testing::store_conformance_tests!` for new store adapters.
 
 pub mod auth;
+pub mod blobs;
 pub mod clock;
 pub mod domain;
 pub mod engine;

@@ -1,23 +1,24 @@
 //! `MemoryStore`: a complete [`Store`] in process memory. For examples, embedders' own tests and
 //! single-process tools; it passes the same conformance suite as the SQL stores.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    micros, Appended, ClientId, Credentials, Cursor, Emoji, HistoryAnchor, HistoryPage, Member,
-    Membership, MembershipView, Message, MessageEdit, MessageId, NewMessage, NewRoom, Reaction,
-    ReactionChange, ReactionEdit, Rev, Role, Room, RoomId, RoomKind, RoomListItem, RoomPatch,
-    RoomPosition, SearchQuery, Seq, SettingsPatch, ThreadSummary, User, UserId, UserPatch,
-    Visibility,
+    micros, Appended, Attachment, ClientId, Credentials, Cursor, Emoji, HistoryAnchor, HistoryPage,
+    Member, Membership, MembershipView, Message, MessageEdit, MessageId, NewMessage, NewRoom,
+    Reaction, ReactionChange, ReactionEdit, Rev, Role, Room, RoomId, RoomKind, RoomListItem,
+    RoomPatch, RoomPosition, SearchQuery, Seq, SettingsPatch, ThreadSummary, Upload, UploadId,
+    User, UserId, UserPatch, Visibility,
 };
 use crate::error::StoreError;
 use crate::ports::{
     constraint, AuthSession, MessageStore, NodeId, PresenceRecord, PresenceStore, Receipt,
-    ReceiptChange, ReceiptStore, RoomStore, SessionStore, Store, UnreadCount, UserStore,
+    ReceiptChange, ReceiptStore, RoomStore, SessionStore, Store, UnreadCount, UploadStore,
+    UserStore,
 };
 
 /// A [`Store`] held in memory; every method is one critical section, so each is atomic.
@@ -35,6 +36,9 @@ struct State {
     nodes: HashMap<NodeId, OffsetDateTime>,
     connections: HashMap<(NodeId, UserId), i64>,
     presence: HashMap<UserId, UserPresence>,
+    uploads: HashMap<UploadId, Upload>,
+    /// Which messages carry each upload.
+    attached: HashMap<UploadId, HashSet<(RoomId, Seq)>>,
 }
 
 #[derive(Debug, Default)]
@@ -726,6 +730,7 @@ impl RoomStore for MemoryStore {
 impl MessageStore for MemoryStore {
     async fn append_message(&self, new: &NewMessage) -> Result<Appended, StoreError> {
         let mut s = self.lock();
+        let s = &mut *s;
         let r = s.rooms.get_mut(&new.room_id).ok_or(StoreError::NotFound)?;
         if let Some(client_id) = &new.client_id {
             let key = (new.sender_id, client_id.clone());
@@ -736,6 +741,11 @@ impl MessageStore for MemoryStore {
                 });
             }
         }
+        let attachment = match new.attachment {
+            Some(id) => Some(s.uploads.get(&id).ok_or(StoreError::NotFound)?),
+            None => None,
+        }
+        .map(Attachment::of);
         r.last_seq = r.last_seq.next();
         r.rev = Rev(r.rev.0 + 1);
         r.last_message_at = Some(new.created_at);
@@ -747,7 +757,7 @@ impl MessageStore for MemoryStore {
             sender_id: new.sender_id,
             kind: new.kind,
             body: new.body.as_ref().map(|b| b.as_str().to_owned()),
-            attachment: None,
+            attachment,
             reply_to: new.reply_to,
             thread_id: new.thread_id,
             thread: None,
@@ -759,6 +769,12 @@ impl MessageStore for MemoryStore {
             reactions: Vec::new(),
         };
         r.by_id.insert(message.id, message.seq);
+        if let Some(upload) = &message.attachment {
+            s.attached
+                .entry(upload.id)
+                .or_default()
+                .insert((message.room_id, message.seq));
+        }
         if let Some(client_id) = &message.client_id {
             r.by_client_id
                 .insert((message.sender_id, client_id.clone()), message.seq);
@@ -913,6 +929,7 @@ impl MessageStore for MemoryStore {
         id: MessageId,
     ) -> Result<Option<Message>, StoreError> {
         let mut s = self.lock();
+        let s = &mut *s;
         let Some(r) = s.rooms.get_mut(&room) else {
             return Ok(None);
         };
@@ -921,7 +938,11 @@ impl MessageStore for MemoryStore {
         };
         m.deleted = true;
         m.body = None;
-        m.attachment = None;
+        if let Some(upload) = m.attachment.take() {
+            if let Some(carriers) = s.attached.get_mut(&upload.id) {
+                carriers.remove(&(room, m.seq));
+            }
+        }
         m.mentions.clear();
         let seq = m.seq;
         r.reactions.remove(&seq);
@@ -1019,6 +1040,71 @@ impl MessageStore for MemoryStore {
         found.sort_by_key(|m| std::cmp::Reverse(key(m)));
         found.truncate(limit as usize);
         Ok(found)
+    }
+}
+
+#[async_trait]
+impl UploadStore for MemoryStore {
+    async fn create_upload(&self, upload: &Upload) -> Result<(), StoreError> {
+        self.lock().uploads.insert(upload.id, upload.clone());
+        Ok(())
+    }
+
+    async fn upload(&self, id: UploadId) -> Result<Option<Upload>, StoreError> {
+        Ok(self.lock().uploads.get(&id).cloned())
+    }
+
+    async fn may_read_upload(&self, id: UploadId, user: UserId) -> Result<bool, StoreError> {
+        let s = self.lock();
+        let Some(upload) = s.uploads.get(&id) else {
+            return Ok(false);
+        };
+        let in_a_room_with_it = s.attached.get(&id).is_some_and(|carriers| {
+            carriers.iter().any(|(room, _)| {
+                s.rooms
+                    .get(room)
+                    .is_some_and(|r| r.members.contains_key(&user))
+            })
+        });
+        Ok(upload.uploader == user || in_a_room_with_it)
+    }
+
+    async fn delete_upload(&self, id: UploadId) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let s = &mut *s;
+        if s.uploads.remove(&id).is_none() {
+            return Ok(false);
+        }
+        for (room, seq) in s.attached.remove(&id).unwrap_or_default() {
+            let message = s
+                .rooms
+                .get_mut(&room)
+                .and_then(|r| r.messages.get_mut(&seq));
+            if let Some(m) = message {
+                m.attachment = None;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn unattached_uploads(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<UploadId>, StoreError> {
+        let s = self.lock();
+        let mut found: Vec<&Upload> = s
+            .uploads
+            .values()
+            .filter(|u| u.created_at < before)
+            .filter(|u| s.attached.get(&u.id).is_none_or(HashSet::is_empty))
+            .collect();
+        found.sort_by_key(|u| (u.created_at, u.id));
+        Ok(found
+            .into_iter()
+            .take(limit as usize)
+            .map(|u| u.id)
+            .collect())
     }
 }
 

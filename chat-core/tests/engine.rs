@@ -1597,6 +1597,7 @@ async fn store_quietly(store: &MemoryStore, room: RoomId, sender: UserId, body: 
         sender_id: sender,
         kind: MessageKind::Text,
         body: Some(MessageBody::parse(body, 100).expect("valid body")),
+        attachment: None,
         client_id: None,
         reply_to: None,
         thread_id: None,

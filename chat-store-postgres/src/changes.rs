@@ -103,10 +103,12 @@ pub(crate) async fn delete(
     let Some(rev) = next_rev(&mut tx, room).await? else {
         return Ok(None);
     };
-    // The row stays, keeping its seq, thread and place in history; its content goes.
+    // The row stays, keeping its seq, thread and place in history; its content goes, the
+    // attachment too, so an upload no other message carries becomes unattached.
     let values = vec![
         (Messages::Deleted, true.into()),
         (Messages::Body, Keyword::Null.into()),
+        (Messages::AttachmentId, Keyword::Null.into()),
         (Messages::Mentions, mentions_array(&[])),
         (Messages::Search, Keyword::Null.into()),
         (Messages::Rev, rev.into()),

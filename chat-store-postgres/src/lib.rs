@@ -38,6 +38,7 @@ mod sessions;
 mod store;
 #[cfg(test)]
 mod test_support;
+mod uploads;
 mod users;
 
 use async_trait::async_trait;

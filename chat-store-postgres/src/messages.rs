@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chat_core::domain::{
-    from_micros, micros, Appended, ClientId, Cursor, Emoji, HistoryAnchor, HistoryPage, Message,
-    MessageEdit, MessageId, MessageKind, NewMessage, ReactionChange, ReactionEdit, Rev, RoomId,
-    SearchQuery, Seq, ThreadSummary, UserId,
+    from_micros, micros, Appended, Attachment, ClientId, Cursor, Emoji, HistoryAnchor, HistoryPage,
+    Message, MessageEdit, MessageId, MessageKind, NewMessage, ReactionChange, ReactionEdit, Rev,
+    RoomId, SearchQuery, Seq, ThreadSummary, UserId,
 };
 use chat_core::ports::{Hint, HintKind, MessageStore};
 use chat_core::StoreError;
@@ -20,6 +20,7 @@ use crate::error::{corrupt, db};
 use crate::query::{execute, fetch_all, fetch_optional};
 use crate::schema::{Derived, Memberships, Mentions, Messages, Rooms};
 use crate::store::PgStore;
+use crate::uploads::{self, AttachedRow};
 use crate::{changes, reactions, search};
 
 const MESSAGE_COLUMNS: [Messages; 14] = [
@@ -57,6 +58,8 @@ struct MessageRow {
     deleted: bool,
     reply_count: i64,
     last_reply_at: Option<OffsetDateTime>,
+    #[sqlx(flatten)]
+    attachment: AttachedRow,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -76,9 +79,13 @@ impl TryFrom<MessageRow> for Message {
             rev: Rev(row.rev),
             sender_id: UserId(row.sender_id),
             kind,
-            // A deleted message keeps no text, whatever the row still holds.
+            // A deleted message keeps no text or attachment, whatever the row still holds.
             body: if row.deleted { None } else { row.body },
-            attachment: None,
+            attachment: if row.deleted {
+                None
+            } else {
+                row.attachment.into_attachment()
+            },
             reply_to: row.reply_to.map(MessageId),
             thread_id: row.thread_id.map(MessageId),
             thread: (row.reply_count > 0).then_some(ThreadSummary {
@@ -127,11 +134,11 @@ fn thread_summary() -> SelectStatement {
         .to_owned()
 }
 
-/// Selects [`MessageRow`]s from `messages`, with their thread summaries. The summary is a
-/// lateral subquery, so both of its aggregates come from one scan of the thread index, and
-/// only for the rows the outer query keeps.
+/// Selects [`MessageRow`]s from `messages`, with their thread summaries and attachments. The
+/// summary is a lateral subquery, so both of its aggregates come from one scan of the thread
+/// index, and only for the rows the outer query keeps.
 pub(crate) fn select_messages() -> SelectStatement {
-    Query::select()
+    let mut q = Query::select()
         .columns(MESSAGE_COLUMNS.map(|c| (Messages::Table, c)))
         .columns([
             (Derived::Thread, Derived::ReplyCount),
@@ -144,7 +151,9 @@ pub(crate) fn select_messages() -> SelectStatement {
             Derived::Thread,
             Expr::cust("TRUE"),
         )
-        .to_owned()
+        .to_owned();
+    uploads::with_attachment(&mut q);
+    q
 }
 
 /// Whether a `messages` row is in the room.
@@ -286,6 +295,17 @@ impl MessageStore for PgStore {
             }
         }
 
+        // After the repeat check, so a retry returns its original even when its upload is gone
+        // since. A missing upload stores nothing: returning rolls the seq taken above back. The
+        // upload cannot be deleted until the message commits.
+        let attachment = match message.attachment {
+            Some(id) => {
+                let upload = uploads::locked(&mut tx, id).await?;
+                Some(Attachment::of(&upload.ok_or(StoreError::NotFound)?))
+            }
+            None => None,
+        };
+
         let insert = Query::insert()
             .into_table(Messages::Table)
             .columns([
@@ -302,6 +322,7 @@ impl MessageStore for PgStore {
                 Messages::CreatedAt,
                 Messages::Rev,
                 Messages::Search,
+                Messages::AttachmentId,
             ])
             .values([
                 message.room_id.0.into(),
@@ -317,6 +338,7 @@ impl MessageStore for PgStore {
                 created_at.into(),
                 rev.into(),
                 search::indexed(message.body.as_ref().map(|b| b.as_str())),
+                message.attachment.map(|u| u.0).into(),
             ])
             .map_err(StoreError::backend)?
             .to_owned();
@@ -369,7 +391,7 @@ impl MessageStore for PgStore {
                 sender_id: message.sender_id,
                 kind: message.kind,
                 body: message.body.as_ref().map(|b| b.as_str().to_owned()),
-                attachment: None,
+                attachment,
                 reply_to: message.reply_to,
                 thread_id: message.thread_id,
                 thread: None,

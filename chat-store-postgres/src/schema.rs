@@ -75,6 +75,7 @@ pub(crate) enum Messages {
     Deleted,
     Rev,
     Search,
+    AttachmentId,
 }
 
 #[derive(Clone, Copy, Debug, Iden)]
@@ -94,6 +95,31 @@ pub(crate) enum Reactions {
     UserId,
     CreatedAt,
     FirstRev,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Uploads {
+    Table,
+    Id,
+    Uploader,
+    Name,
+    ContentType,
+    Size,
+    Sha256,
+    CreatedAt,
+}
+
+/// The columns of `uploads` as messages are read with their attachment, named apart from the
+/// message's own `id` and `created_at`.
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Attached {
+    UploadId,
+    UploadUploader,
+    UploadName,
+    UploadContentType,
+    UploadSize,
+    UploadSha256,
+    UploadCreatedAt,
 }
 
 /// Names that exist only in queries: computed columns, table aliases, type and function names.

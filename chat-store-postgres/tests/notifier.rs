@@ -149,6 +149,7 @@ async fn a_nodes_append_notifies_at_commit_and_is_not_repeated() {
         sender_id: user.id,
         kind: MessageKind::Text,
         body: Some(MessageBody::parse("hi", 100).unwrap()),
+        attachment: None,
         client_id: None,
         reply_to: None,
         thread_id: None,

@@ -31,6 +31,7 @@ mod sessions;
 mod store;
 #[cfg(test)]
 mod test_support;
+mod uploads;
 mod users;
 
 use async_trait::async_trait;

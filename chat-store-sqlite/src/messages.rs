@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chat_core::domain::{
-    from_micros, micros, Appended, ClientId, Cursor, Emoji, HistoryAnchor, HistoryPage, Message,
-    MessageEdit, MessageId, MessageKind, NewMessage, ReactionChange, ReactionEdit, Rev, RoomId,
-    SearchQuery, Seq, ThreadSummary, UserId,
+    from_micros, micros, Appended, Attachment, ClientId, Cursor, Emoji, HistoryAnchor, HistoryPage,
+    Message, MessageEdit, MessageId, MessageKind, NewMessage, ReactionChange, ReactionEdit, Rev,
+    RoomId, SearchQuery, Seq, ThreadSummary, UserId,
 };
 use chat_core::ports::MessageStore;
 use chat_core::StoreError;
@@ -21,6 +21,7 @@ use crate::reactions;
 use crate::schema::{Derived, Memberships, Mentions, Messages, Rooms};
 use crate::search;
 use crate::store::SqliteStore;
+use crate::uploads::{self, AttachmentRow};
 
 const MESSAGE_COLUMNS: [Messages; 14] = [
     Messages::Id,
@@ -57,6 +58,8 @@ struct MessageRow {
     deleted: bool,
     reply_count: i64,
     last_reply_at: Option<i64>,
+    #[sqlx(flatten)]
+    attachment: AttachmentRow,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -76,9 +79,13 @@ impl TryFrom<MessageRow> for Message {
             rev: Rev(row.rev),
             sender_id: UserId(row.sender_id),
             kind,
-            // A deleted message keeps no text, whatever the row still holds.
+            // A deleted message keeps no text or attachment, whatever the row still holds.
             body: if row.deleted { None } else { row.body },
-            attachment: None,
+            attachment: if row.deleted {
+                None
+            } else {
+                row.attachment.into_attachment()
+            },
             reply_to: row.reply_to.map(MessageId),
             thread_id: row.thread_id.map(MessageId),
             thread: (row.reply_count > 0).then(|| ThreadSummary {
@@ -132,17 +139,18 @@ fn replies(aggregate: SimpleExpr) -> SimpleExpr {
     SimpleExpr::SubQuery(None, Box::new(q.into_sub_query_statement()))
 }
 
-/// Selects [`MessageRow`]s from `messages`, with their thread summaries.
+/// Selects [`MessageRow`]s from `messages`, with their thread summaries and attachments.
 pub(crate) fn select_messages() -> SelectStatement {
-    Query::select()
-        .columns(MESSAGE_COLUMNS.map(|c| (Messages::Table, c)))
+    let mut q = Query::select();
+    q.columns(MESSAGE_COLUMNS.map(|c| (Messages::Table, c)))
         .expr_as(replies(Expr::col(Asterisk).count()), Derived::ReplyCount)
         .expr_as(
             replies(Func::max(Expr::col((Derived::Replies, Messages::CreatedAt))).into()),
             Derived::LastReplyAt,
         )
-        .from(Messages::Table)
-        .to_owned()
+        .from(Messages::Table);
+    uploads::join_attachments(&mut q);
+    q
 }
 
 fn in_room(room: RoomId) -> SimpleExpr {
@@ -313,6 +321,16 @@ impl MessageStore for SqliteStore {
                 });
             }
         }
+        // A message never names a missing upload (returning here stores nothing, as dropping
+        // the transaction rolls it back), and the new message is returned with it.
+        let attachment = match message.attachment {
+            Some(id) => Some(
+                uploads::find(&mut *tx, id)
+                    .await?
+                    .ok_or(StoreError::NotFound)?,
+            ),
+            None => None,
+        };
 
         let created_at = micros(message.created_at);
         let bump = Query::update()
@@ -343,6 +361,7 @@ impl MessageStore for SqliteStore {
                 Messages::Mentions,
                 Messages::CreatedAt,
                 Messages::Rev,
+                Messages::AttachmentId,
             ])
             .values([
                 message.room_id.0.into(),
@@ -357,6 +376,7 @@ impl MessageStore for SqliteStore {
                 encode_mentions(&message.mentions).into(),
                 created_at.into(),
                 rev.into(),
+                message.attachment.map(|u| u.0).into(),
             ])
             .map_err(StoreError::backend)?
             .to_owned();
@@ -396,7 +416,7 @@ impl MessageStore for SqliteStore {
                 sender_id: message.sender_id,
                 kind: message.kind,
                 body: message.body.as_ref().map(|b| b.as_str().to_owned()),
-                attachment: None,
+                attachment: attachment.as_ref().map(Attachment::of),
                 reply_to: message.reply_to,
                 thread_id: message.thread_id,
                 thread: None,
@@ -562,12 +582,13 @@ impl MessageStore for SqliteStore {
         };
         let rev = next_rev(&mut tx, room).await?;
         // The row stays as the tombstone that keeps the message's place in history and its
-        // thread; what it said, who it named and who reacted go.
+        // thread; what it said, the upload it carried, who it named and who reacted go.
         let update = Query::update()
             .table(Messages::Table)
             .values([
                 (Messages::Deleted, true.into()),
                 (Messages::Body, Option::<String>::None.into()),
+                (Messages::AttachmentId, Option::<Uuid>::None.into()),
                 (Messages::Mentions, "".into()),
                 (Messages::Rev, rev.into()),
             ])

@@ -74,6 +74,7 @@ pub(crate) enum Messages {
     EditedAt,
     Deleted,
     Rev,
+    AttachmentId,
 }
 
 #[derive(Clone, Copy, Debug, Iden)]
@@ -93,6 +94,18 @@ pub(crate) enum Reactions {
     UserId,
     CreatedAt,
     FirstRev,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Uploads {
+    Table,
+    Id,
+    Uploader,
+    Name,
+    ContentType,
+    Size,
+    Sha256,
+    CreatedAt,
 }
 
 /// The words of each live message's text: the content of the full-text index.
@@ -124,6 +137,13 @@ pub(crate) enum Derived {
     UnreadCount,
     MentionCount,
     ReactionCount,
+    /// The columns of the upload a message carries, as messages are read with it.
+    AttachmentUploader,
+    AttachmentName,
+    AttachmentContentType,
+    AttachmentSize,
+    AttachmentSha256,
+    AttachmentCreatedAt,
 }
 
 #[derive(Clone, Copy, Debug, Iden)]

@@ -65,6 +65,7 @@ pub(crate) fn text(room: RoomId, sender: UserId, mentions: Vec<UserId>) -> NewMe
         sender_id: sender,
         kind: MessageKind::Text,
         body: Some(MessageBody::parse("hello", 100).unwrap()),
+        attachment: None,
         client_id: None,
         reply_to: None,
         thread_id: None,

@@ -125,6 +125,7 @@ pub(crate) async fn seed(
                 sender_id: sender,
                 kind: MessageKind::Text,
                 body: Some(MessageBody::parse(&text, 4000).unwrap()),
+                attachment: None,
                 client_id: None,
                 reply_to: None,
                 thread_id: None,

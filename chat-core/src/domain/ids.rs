@@ -54,6 +54,10 @@ uuid_id!(
     MessageId
 );
 uuid_id!(
+    /// An uploaded file's id (also the key of its blob).
+    UploadId
+);
+uuid_id!(
     /// A sign-in session's id (one per login; its refresh tokens rotate within it).
     SessionId
 );

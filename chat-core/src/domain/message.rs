@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::ids::{MessageId, Rev, RoomId, Seq, UserId};
+use super::ids::{MessageId, Rev, RoomId, Seq, UploadId, UserId};
+use super::upload::Upload;
 
 /// What a message carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -114,7 +115,7 @@ impl From<ClientId> for String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     /// The upload's id.
-    pub id: uuid::Uuid,
+    pub id: UploadId,
     /// The sanitised original file name.
     pub name: String,
     /// The type decided from the bytes.
@@ -123,6 +124,19 @@ pub struct Attachment {
     pub size: i64,
     /// The content path.
     pub url: String,
+}
+
+impl Attachment {
+    /// How a message shows an upload it carries.
+    pub fn of(upload: &Upload) -> Attachment {
+        Attachment {
+            id: upload.id,
+            name: upload.name.as_str().to_owned(),
+            content_type: upload.content_type.clone(),
+            size: upload.size,
+            url: format!("/v1/uploads/{}/content", upload.id),
+        }
+    }
 }
 
 /// A root message's thread summary.
@@ -256,8 +270,10 @@ pub struct NewMessage {
     pub sender_id: UserId,
     /// Its kind.
     pub kind: MessageKind,
-    /// Its validated text.
+    /// Its validated text (a file's caption may be absent).
     pub body: Option<MessageBody>,
+    /// The upload it carries (checked to be the sender's); `kind` is then `File`.
+    pub attachment: Option<UploadId>,
     /// The sender's idempotency key.
     pub client_id: Option<ClientId>,
     /// The quoted message (checked to be in the same room).

@@ -5,9 +5,10 @@ mod message;
 mod page;
 mod room;
 pub mod search;
+pub mod upload;
 mod user;
 
-pub use ids::{MessageId, Rev, RoomId, Seq, SessionId, UserId};
+pub use ids::{MessageId, Rev, RoomId, Seq, SessionId, UploadId, UserId};
 pub use message::{
     Appended, Attachment, ClientId, Emoji, HistoryAnchor, HistoryPage, Message, MessageBody,
     MessageEdit, MessageKind, NewMessage, Reaction, ReactionChange, ReactionEdit, ThreadSummary,
@@ -18,6 +19,7 @@ pub use room::{
     RoomPatch, RoomPosition, SettingsPatch, Topic, Visibility,
 };
 pub use search::SearchQuery;
+pub use upload::{FileName, FileType, Upload};
 pub use user::{Credentials, DisplayName, Email, Password, User, UserPatch, Username};
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use super::rooms::{more_than, parse_cursor};
 use super::ChatEngine;
 use crate::domain::{
     ClientId, Cursor, HistoryAnchor, HistoryPage, Message, MessageBody, MessageId, MessageKind,
-    NewMessage, PageSize, RoomId, SearchQuery, Seq, UserId,
+    NewMessage, PageSize, RoomId, SearchQuery, Seq, UploadId, UserId,
 };
 use crate::error::{ChatError, FieldCheck, FieldErrors};
 use crate::events::Event;
@@ -127,17 +127,21 @@ impl ChatEngine {
             .client_id
             .as_deref()
             .map(|c| ClientId::parse(c).check(&mut errors, "client_id"));
-        if input.attachment_id.is_some() {
-            errors.add(
-                "attachment_id",
-                "uploads are not available on this server yet",
-            );
-        }
-        let body = match input.body.as_deref() {
-            Some(b) => {
+        let attachment = match input.attachment_id.as_deref() {
+            Some(raw) => match raw.parse::<UploadId>().check(&mut errors, "attachment_id") {
+                Some(id) => Some(self.attachable(actor, id).await?),
+                None => None,
+            },
+            None => None,
+        };
+        let body = match (input.body.as_deref(), attachment) {
+            // A file's caption is optional.
+            (Some(b), Some(_)) if b.trim().is_empty() => None,
+            (None, Some(_)) => None,
+            (Some(b), _) => {
                 MessageBody::parse(b, inner.limits.max_message_chars).check(&mut errors, "body")
             }
-            None => {
+            (None, None) => {
                 errors.add("body", "is required");
                 None
             }
@@ -157,10 +161,10 @@ impl ChatEngine {
             None => None,
         };
         errors.into_result()?;
-        let Some(body) = body else {
-            return Err(ChatError::Internal);
-        };
-        let keys = mentioned_keys(body.as_str());
+        let keys = body
+            .as_ref()
+            .map(|b| mentioned_keys(b.as_str()))
+            .unwrap_or_default();
         let mentions = if keys.is_empty() {
             Vec::new()
         } else {
@@ -170,8 +174,13 @@ impl ChatEngine {
             id: MessageId(inner.ids.new_id()),
             room_id: room,
             sender_id: actor,
-            kind: MessageKind::Text,
-            body: Some(body),
+            kind: if attachment.is_some() {
+                MessageKind::File
+            } else {
+                MessageKind::Text
+            },
+            body,
+            attachment,
             client_id: client_id.flatten(),
             reply_to: reply_to.map(|m| m.id),
             thread_id: thread_id.map(|m| m.id),
@@ -204,6 +213,15 @@ impl ChatEngine {
             .require_member(actor, room, "join the room to post in it")
             .await
             .map(drop)
+    }
+
+    /// An upload the sender may attach: only their own (anyone else's is `NotFound`, exactly
+    /// like an id that names nothing).
+    async fn attachable(&self, actor: UserId, id: UploadId) -> Result<UploadId, ChatError> {
+        match self.inner.store().upload(id).await? {
+            Some(upload) if upload.uploader == actor => Ok(upload.id),
+            _ => Err(ChatError::NotFound),
+        }
     }
 
     /// A message of this room named by a request field, or a field error.

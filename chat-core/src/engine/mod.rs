@@ -13,6 +13,7 @@ mod receipts;
 mod roles;
 mod rooms;
 mod typing;
+mod uploads;
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ use crate::error::ChatError;
 use crate::events::Event;
 use crate::hub::Hub;
 use crate::notify::InProcessNotifier;
-use crate::ports::{Hint, HintKind, NodeId, Notifier, Store};
+use crate::ports::{BlobStore, Hint, HintKind, NodeId, Notifier, Store};
 
 pub use accounts::{LoginResult, Register, UpdateMe, UserPage};
 pub use changes::EditMessage;
@@ -41,6 +42,7 @@ pub use rooms::{
     RoomStats, UpdateRoom,
 };
 pub use typing::{Typing, TYPING_TTL};
+pub use uploads::{ByteRange, Download, UploadLink, UploadView, COLLECT_EVERY};
 
 /// The limits the engine enforces; each is a setting of the server.
 #[derive(Clone, Debug)]
@@ -59,6 +61,12 @@ pub struct Limits {
     pub max_concurrent_hashes: usize,
     /// How long a refresh token stays valid, in seconds.
     pub refresh_ttl_secs: i64,
+    /// The largest upload, in bytes (`CHAT_UPLOAD_MAX_BYTES`).
+    pub upload_max_bytes: u64,
+    /// How long an upload no message carries is kept before it is collected, in seconds.
+    pub unattached_upload_secs: i64,
+    /// How long a signed upload link works, in seconds.
+    pub upload_link_secs: i64,
     /// Different reactions one message takes (Discord's limit; enough for any real use, and it
     /// bounds the `reactions` of every message read).
     pub max_reaction_kinds: usize,
@@ -75,6 +83,9 @@ impl Default for Limits {
             max_concurrent_hashes: 4,
             refresh_ttl_secs: 30 * 24 * 3600,
             max_reaction_kinds: 20,
+            upload_max_bytes: 50 * 1024 * 1024,
+            unattached_upload_secs: 24 * 3600,
+            upload_link_secs: 300,
         }
     }
 }
@@ -88,6 +99,7 @@ pub struct ChatEngine {
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
     notifier: Arc<dyn Notifier>,
     hub: Hub,
     clock: Arc<dyn Clock>,
@@ -103,6 +115,7 @@ struct Inner {
 #[derive(Debug)]
 pub struct ChatEngineBuilder {
     store: Arc<dyn Store>,
+    blobs: Option<Arc<dyn BlobStore>>,
     notifier: Option<Arc<dyn Notifier>>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
@@ -116,6 +129,13 @@ impl ChatEngineBuilder {
     /// hints on the node's behalf, such as a store that notifies from inside its transactions.
     pub fn node(mut self, node: NodeId) -> Self {
         self.node = Some(node);
+        self
+    }
+
+    /// Where uploaded files' bytes go (default: in memory, for one process; a server
+    /// configures a [`crate::blobs::FsBlobStore`] or an object store).
+    pub fn blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = Some(blobs);
         self
     }
 
@@ -173,6 +193,9 @@ impl ChatEngineBuilder {
         let engine = ChatEngine {
             inner: Arc::new(Inner {
                 store: self.store,
+                blobs: self
+                    .blobs
+                    .unwrap_or_else(|| Arc::new(crate::blobs::MemoryBlobStore::new())),
                 notifier,
                 hub: Hub::new(self.limits.session_queue),
                 hasher: PasswordHasher::new(self.limits.max_concurrent_hashes),
@@ -187,6 +210,7 @@ impl ChatEngineBuilder {
         bus::spawn(Arc::downgrade(&engine.inner), bus);
         typing::spawn_expiry(Arc::downgrade(&engine.inner));
         presence::spawn_heartbeat(Arc::downgrade(&engine.inner));
+        uploads::spawn_collector(Arc::downgrade(&engine.inner));
         Ok(engine)
     }
 }
@@ -196,6 +220,7 @@ impl ChatEngine {
     pub fn builder(store: Arc<dyn Store>) -> ChatEngineBuilder {
         ChatEngineBuilder {
             store,
+            blobs: None,
             notifier: None,
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),

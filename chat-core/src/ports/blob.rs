@@ -1,4 +1,5 @@
-//! The blob storage port: file contents, streamed in and out, keyed by the engine.
+//! The blob storage port: file contents, streamed in and out, under keys the engine generates.
+//! Sizes, types and hashes are the engine's business: a blob store only keeps bytes.
 
 use std::fmt::{self, Debug};
 use std::pin::Pin;
@@ -12,13 +13,6 @@ use uuid::Uuid;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BlobKey(pub Uuid);
 
-impl BlobKey {
-    /// A fresh random key.
-    pub fn random() -> BlobKey {
-        BlobKey(Uuid::new_v4())
-    }
-}
-
 impl fmt::Display for BlobKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0.simple(), f)
@@ -28,45 +22,31 @@ impl fmt::Display for BlobKey {
 /// A stream of a blob's bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
-/// What was stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlobInfo {
-    /// The number of bytes.
-    pub size: u64,
-    /// The SHA-256 of the bytes, lowercase hex.
-    pub sha256: String,
-}
-
 /// What a blob store can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
-    /// The content passed the size cap; nothing was kept.
-    #[error("blob larger than {max_bytes} bytes")]
-    TooLarge {
-        /// The cap.
-        max_bytes: u64,
-    },
-    /// The input stream failed; nothing was kept.
-    #[error("reading the upload failed: {0}")]
+    /// The stream being stored failed (or was cut off on purpose); nothing was kept.
+    #[error("reading the content failed: {0}")]
     Input(std::io::Error),
     /// The backend failed.
     #[error("blob storage failure: {0}")]
     Backend(std::io::Error),
 }
 
-/// Stores file contents.
+/// Keeps file contents.
 #[async_trait]
 pub trait BlobStore: Send + Sync + Debug {
-    /// Streams `body` into a new blob under `key`, refusing it (and keeping nothing) once it
-    /// passes `max_bytes`.
-    async fn put(
+    /// Streams `body` into a new blob under `key` and returns its size. The blob exists only
+    /// once the whole stream is stored: when the stream fails, nothing is kept.
+    async fn put(&self, key: BlobKey, body: ByteStream) -> Result<u64, BlobError>;
+    /// Streams `len` bytes of the blob (all to its end when `None`) from `offset`; `None` when
+    /// there is no such blob.
+    async fn get(
         &self,
         key: BlobKey,
-        body: ByteStream,
-        max_bytes: u64,
-    ) -> Result<BlobInfo, BlobError>;
-    /// Streams the blob's bytes from `offset`; `None` when there is no such blob.
-    async fn get(&self, key: BlobKey, offset: u64) -> Result<Option<ByteStream>, BlobError>;
+        offset: u64,
+        len: Option<u64>,
+    ) -> Result<Option<ByteStream>, BlobError>;
     /// Deletes the blob; deleting a missing blob is not an error.
     async fn delete(&self, key: BlobKey) -> Result<(), BlobError>;
 }

@@ -6,9 +6,11 @@ mod notifier;
 mod presence;
 mod receipts;
 mod store;
+mod uploads;
 
-pub use blob::{BlobError, BlobInfo, BlobKey, BlobStore, ByteStream};
+pub use blob::{BlobError, BlobKey, BlobStore, ByteStream};
 pub use notifier::{BusSignal, BusStream, Hint, HintKind, NodeId, Notifier};
 pub use presence::{PresenceRecord, PresenceStore};
 pub use receipts::{Receipt, ReceiptChange, ReceiptStore, UnreadCount};
 pub use store::{constraint, AuthSession, MessageStore, RoomStore, SessionStore, Store, UserStore};
+pub use uploads::UploadStore;

@@ -12,7 +12,7 @@ use crate::domain::{
     User, UserId, UserPatch,
 };
 use crate::error::StoreError;
-use crate::ports::{PresenceStore, ReceiptStore};
+use crate::ports::{PresenceStore, ReceiptStore, UploadStore};
 
 /// The names of the unique keys a store reports in [`StoreError::Conflict`].
 pub mod constraint {
@@ -188,7 +188,8 @@ pub trait RoomStore: Send + Sync + Debug {
 #[async_trait]
 pub trait MessageStore: Send + Sync + Debug {
     /// Appends a message: assigns the room's next `seq` and `rev`, moves the sender's read and
-    /// delivered watermarks to it, all in one transaction. A `client_id` the sender already used
+    /// delivered watermarks to it, all in one transaction; `NotFound` also when its attachment
+    /// is not an upload. A `client_id` the sender already used
     /// in the room stores nothing and returns the original (`created: false`). `NotFound` when
     /// the room does not exist.
     async fn append_message(&self, message: &NewMessage) -> Result<Appended, StoreError>;
@@ -225,7 +226,8 @@ pub trait MessageStore: Send + Sync + Debug {
     /// message or it is deleted.
     async fn edit_message(&self, edit: &MessageEdit) -> Result<Option<Message>, StoreError>;
     /// Makes a message a tombstone: no text, attachment, reactions or mentions, gone from
-    /// search, with the room's next `rev`. Returns the tombstone; `None` (and nothing changed)
+    /// search, with the room's next `rev` (its upload, carried by nothing else, is then
+    /// unattached). Returns the tombstone; `None` (and nothing changed)
     /// when there is no such message or it was already deleted.
     async fn delete_message(
         &self,
@@ -260,7 +262,7 @@ pub trait MessageStore: Send + Sync + Debug {
 /// Everything the engine stores, behind one object.
 #[async_trait]
 pub trait Store:
-    UserStore + SessionStore + RoomStore + MessageStore + PresenceStore + ReceiptStore
+    UserStore + SessionStore + RoomStore + MessageStore + PresenceStore + ReceiptStore + UploadStore
 {
     /// Answers when the backend is reachable (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -24,7 +24,9 @@ use crate::error::StoreError;
 use crate::ports::{constraint, AuthSession, NodeId, Store};
 
 mod changes;
+mod uploads;
 pub use changes::*;
+pub use uploads::*;
 
 /// Expands into one `#[tokio::test]` per conformance behaviour; needs an
 /// `async fn make_store()` in scope returning `Arc<dyn Store>` or `Option<Arc<dyn Store>>`
@@ -84,6 +86,11 @@ macro_rules! store_conformance_tests {
             search_finds_every_word_in_the_users_rooms_only,
             search_follows_edits_and_deletes,
             search_pages_newest_first,
+            uploads_are_stored_and_found,
+            attachments_show_on_messages_and_let_members_read,
+            appending_with_an_unknown_upload_is_not_found,
+            deleting_an_upload_detaches_it,
+            unattached_uploads_are_found_oldest_first,
             ping_answers,
         );
     };
@@ -163,6 +170,7 @@ fn text(room: RoomId, sender: UserId, body: &str) -> NewMessage {
         client_id: None,
         reply_to: None,
         thread_id: None,
+        attachment: None,
         mentions: Vec::new(),
         created_at: t(10),
     }
