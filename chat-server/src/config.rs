@@ -49,6 +49,16 @@ pub struct Config {
     /// Most rooms a user can be in (bounds every list of a user's rooms).
     #[arg(long, env = "CHAT_MAX_ROOMS_PER_USER", default_value_t = 5000)]
     pub max_rooms_per_user: u32,
+    /// Largest uploaded file in bytes (counted while streaming; 413 beyond).
+    #[arg(long, env = "CHAT_UPLOAD_MAX_BYTES", default_value_t = 50 * 1024 * 1024)]
+    pub upload_max_bytes: u64,
+    /// Directory of uploaded files; default: `uploads` in the data directory. Several nodes
+    /// must share it.
+    #[arg(long, env = "CHAT_UPLOAD_DIR")]
+    pub upload_dir: Option<PathBuf>,
+    /// Seconds an upload that no message carries is kept before it is deleted.
+    #[arg(long, env = "CHAT_UNATTACHED_UPLOAD_SECS", default_value_t = 24 * 3600)]
+    pub unattached_upload_secs: i64,
     /// Different reactions one message takes (adding one more is 422).
     #[arg(long, env = "CHAT_MAX_REACTIONS_PER_MESSAGE", default_value_t = 20)]
     pub max_reactions_per_message: usize,

@@ -42,6 +42,9 @@ pub(crate) fn status_and_code(e: &ChatError) -> (StatusCode, &'static str) {
         ChatError::UnsupportedMediaType => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
         }
+        ChatError::RangeNotSatisfiable { .. } => {
+            (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
+        }
         ChatError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
         ChatError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         ChatError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

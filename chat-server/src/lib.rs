@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::auth::TokenIssuer;
+use chat_core::blobs::FsBlobStore;
 use chat_core::engine::Limits;
 use chat_core::ports::{NodeId, Notifier, Store};
 use chat_core::{ChatEngine, ChatError, StoreError};
@@ -47,6 +48,9 @@ pub use config::Config;
 pub struct ApiSettings {
     /// Largest JSON request body in bytes.
     pub max_body_bytes: u64,
+    /// Largest uploaded file in bytes (the engine's cap; the server refuses a declared
+    /// `Content-Length` beyond it before reading).
+    pub upload_max_bytes: u64,
     /// Largest inbound WebSocket frame or message in bytes.
     pub ws_max_frame_bytes: usize,
     /// Idle time before the server pings a WebSocket, and how long it waits for the answer.
@@ -59,6 +63,7 @@ impl Default for ApiSettings {
     fn default() -> Self {
         ApiSettings {
             max_body_bytes: 1024 * 1024,
+            upload_max_bytes: Limits::default().upload_max_bytes,
             ws_max_frame_bytes: 64 * 1024,
             ws_ping_interval: Duration::from_secs(30),
             allowed_origins: Vec::new(),
@@ -205,9 +210,17 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         max_rooms_per_user: config.max_rooms_per_user,
         max_reaction_kinds: config.max_reactions_per_message,
         session_queue: config.ws_queue,
+        upload_max_bytes: config.upload_max_bytes,
+        unattached_upload_secs: config.unattached_upload_secs,
         ..Limits::default()
     };
+    let upload_dir = config
+        .upload_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("uploads"));
+    let blobs = FsBlobStore::open(upload_dir).await?;
     let mut builder = ChatEngine::builder(store)
+        .blobs(Arc::new(blobs))
         .node(node)
         .tokens(tokens)
         .limits(limits);
@@ -219,6 +232,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         engine,
         ApiSettings {
             max_body_bytes: config.max_body_bytes,
+            upload_max_bytes: config.upload_max_bytes,
             ws_max_frame_bytes: config.ws_max_frame_bytes,
             ws_ping_interval: Duration::from_secs(config.ws_ping_secs.max(1)),
             allowed_origins: config.allowed_origins.clone(),

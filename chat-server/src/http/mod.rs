@@ -10,6 +10,7 @@ mod receipts;
 mod rooms;
 mod search;
 mod signals;
+mod uploads;
 
 use std::collections::HashMap;
 
@@ -38,6 +39,8 @@ pub(crate) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(reactions::routes(state))
         .unify()
         .or(search::routes(state))
+        .unify()
+        .or(uploads::routes(state))
         .unify()
         .or(signals::routes(state))
         .unify()

@@ -423,46 +423,17 @@ async fn every_route_answers_each_role_as_the_contract_says() {
         assert_eq!(status, 404, "{backend}");
 
         // Joining: a public room takes anyone; a private one is not found; a member is one.
-        let (status, _) = server
-            .post(
-                &format!("/v1/rooms/{}/join", public.room),
-                Some(&p.eve.token),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 200, "{backend}");
-        let (status, _) = server
-            .post(
-                &format!("/v1/rooms/{}/join", private.room),
-                Some(&p.eve.token),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 404, "{backend}");
-        let (status, _) = server
-            .post(
-                &format!("/v1/rooms/{}/join", private.room),
-                Some(&p.carol.token),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 200, "{backend}");
         // Leaving: members may; outsiders of a private room learn nothing.
-        let (status, _) = server
-            .post(
-                &format!("/v1/rooms/{}/leave", private.room),
-                Some(&p.eve.token),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 404, "{backend}");
-        let (status, _) = server
-            .post(
-                &format!("/v1/rooms/{}/leave", private.room),
-                Some(&p.carol.token),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 204, "{backend}");
+        for (action, room, who, expect) in [
+            ("join", &public.room, &p.eve, 200),
+            ("join", &private.room, &p.eve, 404),
+            ("join", &private.room, &p.carol, 200),
+            ("leave", &private.room, &p.eve, 404),
+            ("leave", &private.room, &p.carol, 204),
+        ] {
+            let path = format!("/v1/rooms/{room}/{action}");
+            let (status, answer) = server.post(&path, Some(&who.token), json!({})).await;
+            assert_eq!(status, expect, "{backend} {path}: {answer}");
+        }
     }
 }

@@ -16,4 +16,5 @@ mod restart;
 mod resume;
 mod sequence;
 mod typing;
+mod uploads;
 mod ws_protocol;

@@ -65,6 +65,11 @@ impl TestServer {
         }
     }
 
+    /// The server's data directory.
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self.dir.as_ref().expect("data dir").path()
+    }
+
     /// A server on its own temporary PostgreSQL database; `None` (saying so) without
     /// `CHAT_TEST_POSTGRES_URL`.
     pub(crate) async fn start_postgres() -> Option<TestServer> {
@@ -407,6 +412,11 @@ impl Program {
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Program { child, base }
+    }
+
+    /// The process id (for reading its memory from /proc).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
