@@ -165,6 +165,33 @@ fn looks_like_text(head: &[u8], complete: bool) -> bool {
     }
 }
 
+/// `Content-Disposition` (RFC 6266): `inline` only for safe images. The name goes as UTF-8 in
+/// `filename*` (percent-encoded, so no byte of it can break the header) and, for old clients,
+/// as an ASCII `filename` with everything else replaced.
+pub fn content_disposition(inline: bool, name: &FileName) -> String {
+    let name = name.as_str();
+    let kind = if inline { "inline" } else { "attachment" };
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Whether files of this type may be shown inline (safe images only).
+pub fn is_inline(content_type: &str) -> bool {
+    ALLOWED_TYPES
+        .iter()
+        .any(|t| t.inline && t.content_type == content_type)
+}
+
 /// An uploaded file as the store keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Upload {
@@ -229,6 +256,23 @@ mod tests {
             Some(TEXT)
         );
         assert_eq!(sniff("caf\u{e9}".as_bytes()[..4].as_ref(), true), None);
+    }
+
+    #[test]
+    fn dispositions_cannot_be_broken_by_names() {
+        assert_eq!(
+            content_disposition(true, &FileName::sanitize("cat.png")),
+            "inline; filename=\"cat.png\"; filename*=UTF-8''cat%2Epng"
+        );
+        let evil = content_disposition(
+            false,
+            &FileName::from_stored("a\"; filename=evil.html\r\nX: y é.txt".into()),
+        );
+        assert!(evil.starts_with("attachment; filename=\"a_; filename=evil.html__X: y _.txt\""));
+        assert!(
+            evil.bytes().all(|b| b == b'\t' || (32..127).contains(&b)),
+            "a valid header value"
+        );
     }
 
     #[test]

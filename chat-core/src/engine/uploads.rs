@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::{ChatEngine, Inner};
 use crate::auth::hex;
-use crate::domain::upload::{sniff, FileType, SNIFF_BYTES};
+use crate::domain::upload::{content_disposition, is_inline, sniff, FileType, SNIFF_BYTES};
 use crate::domain::{FileName, Upload, UploadId, UserId};
 use crate::error::ChatError;
 use crate::ports::{BlobError, BlobKey, ByteStream};
@@ -301,8 +301,27 @@ impl ChatEngine {
     /// A link to an upload's content, valid for a short while, that needs no header.
     pub async fn upload_link(&self, actor: UserId, id: UploadId) -> Result<UploadLink, ChatError> {
         let inner = &self.inner;
-        inner.readable_upload(actor, id).await?;
-        let expires_at = inner.clock.now() + time::Duration::seconds(inner.limits.upload_link_secs);
+        let upload = inner.readable_upload(actor, id).await?;
+        let secs = inner.limits.upload_link_secs;
+        let expires_at = inner.clock.now() + time::Duration::seconds(secs);
+        // An object store serves the bytes itself when it can sign its own URLs.
+        let disposition = content_disposition(is_inline(&upload.content_type), &upload.name);
+        let presigned = inner
+            .blobs
+            .presigned_get(
+                BlobKey(id.0),
+                std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0)),
+                &upload.content_type,
+                &disposition,
+            )
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, upload = %id, "presigning a link failed");
+                ChatError::Unavailable
+            })?;
+        if let Some(url) = presigned {
+            return Ok(UploadLink { url, expires_at });
+        }
         let expires = expires_at.unix_timestamp();
         let signature = inner.tokens.sign_link(&link_subject(id, expires));
         Ok(UploadLink {
@@ -368,9 +387,7 @@ impl Inner {
             })?
             // Metadata without a blob: deleted by a concurrent request, or lost.
             .ok_or(ChatError::NotFound)?;
-        let inline = crate::domain::upload::ALLOWED_TYPES
-            .iter()
-            .any(|t| t.inline && t.content_type == upload.content_type);
+        let inline = is_inline(&upload.content_type);
         Ok(Download {
             upload,
             inline,

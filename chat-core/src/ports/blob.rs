@@ -49,4 +49,17 @@ pub trait BlobStore: Send + Sync + Debug {
     ) -> Result<Option<ByteStream>, BlobError>;
     /// Deletes the blob; deleting a missing blob is not an error.
     async fn delete(&self, key: BlobKey) -> Result<(), BlobError>;
+    /// A URL that reads the blob, without any other credential, until `expires_in` has passed
+    /// (an object store's presigned GET, answering with `content_type` and `disposition`);
+    /// `None` when the store has no such URLs and the server should sign its own links.
+    async fn presigned_get(
+        &self,
+        key: BlobKey,
+        expires_in: std::time::Duration,
+        content_type: &str,
+        disposition: &str,
+    ) -> Result<Option<String>, BlobError> {
+        let _ = (key, expires_in, content_type, disposition);
+        Ok(None)
+    }
 }
