@@ -130,3 +130,58 @@ async fn uploads_no_message_carries_are_collected_after_the_set_time() {
         .await
         .expect("still there");
 }
+
+#[tokio::test]
+async fn signed_links_work_until_they_expire_and_only_as_signed() {
+    let (engine, store, _, clock) = engine_with_blobs(Limits {
+        upload_link_secs: 60,
+        ..limits()
+    })
+    .await;
+    let alice = seed_user(&store, "alice").await;
+    let eve = seed_user(&store, "eve").await;
+    let upload = engine
+        .upload(alice, "a.png", stream_of(png(100), 100))
+        .await
+        .expect("uploaded");
+    assert_err!(
+        engine.upload_link(eve, upload.id).await,
+        ChatError::NotFound
+    );
+    let link = engine.upload_link(alice, upload.id).await.expect("a link");
+    let query = link.url.split_once('?').expect("a query").1;
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .expect("the parameter")
+            .to_owned()
+    };
+    let (expires, sig) = (param("expires").parse::<i64>().unwrap(), param("sig"));
+
+    let download = engine
+        .download_by_link(upload.id, expires, &sig, None)
+        .await;
+    assert_eq!(download.expect("a valid link").upload.id, upload.id);
+    assert_err!(
+        engine
+            .download_by_link(upload.id, expires + 3600, &sig, None)
+            .await,
+        ChatError::NotFound
+    );
+    let other = engine
+        .upload(alice, "b.png", stream_of(png(100), 100))
+        .await
+        .expect("uploaded");
+    assert_err!(
+        engine.download_by_link(other.id, expires, &sig, None).await,
+        ChatError::NotFound
+    );
+    clock.advance(Duration::from_secs(61));
+    assert_err!(
+        engine
+            .download_by_link(upload.id, expires, &sig, None)
+            .await,
+        ChatError::NotFound
+    );
+}
