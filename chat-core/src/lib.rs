@@ -49,6 +49,7 @@ pub mod hub;
 pub mod memory;
 pub mod notify;
 pub mod ports;
+pub mod rate;
 #[cfg(feature = "testing")]
 pub mod testing;
 

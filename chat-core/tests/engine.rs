@@ -86,25 +86,25 @@ async fn login_by_username_or_email_and_wrong_credentials_are_unauthorized() {
         .expect("registered");
 
     let by_name = engine
-        .login("bob", "bob's password")
+        .login("bob", "bob's password", None)
         .await
         .expect("login by name");
     assert_eq!(by_name.user.id, user.id);
     assert_eq!(by_name.token_type, "bearer");
     assert!(by_name.expires_in > 0);
     let by_email = engine
-        .login("bob@example.com", "bob's password")
+        .login("bob@example.com", "bob's password", None)
         .await
         .expect("login by email");
     assert_eq!(by_email.user.id, user.id);
     assert_ne!(by_name.refresh_token, by_email.refresh_token);
 
     assert_err!(
-        engine.login("bob", "not bob's password").await,
+        engine.login("bob", "not bob's password", None).await,
         ChatError::Unauthorized
     );
     assert_err!(
-        engine.login("nobody", "bob's password").await,
+        engine.login("nobody", "bob's password", None).await,
         ChatError::Unauthorized
     );
 }
@@ -117,7 +117,7 @@ async fn refresh_tokens_work_once_and_access_tokens_authenticate() {
         .await
         .expect("registered");
     let login = engine
-        .login("carol", "carol's password")
+        .login("carol", "carol's password", None)
         .await
         .expect("logged in");
 

@@ -76,6 +76,19 @@ pub struct Config {
     /// requests without `Origin` are always allowed.
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// `on` (default) or `off`: every rate limit (message sends per user, failed logins per
+    /// account and per client address).
+    #[arg(long, env = "CHAT_RATE_LIMITS", default_value = "on", value_parser = ["on", "off"])]
+    pub rate_limits: String,
+    /// Messages one user may send a second, over HTTP and WebSocket together.
+    #[arg(long, env = "CHAT_SEND_RATE_PER_SEC", default_value_t = 20)]
+    pub send_rate_per_sec: u32,
+    /// Messages one user may send at once before the per-second rate applies.
+    #[arg(long, env = "CHAT_SEND_BURST", default_value_t = 100)]
+    pub send_burst: u32,
+    /// Failed logins a minute, per account and per client address.
+    #[arg(long, env = "CHAT_FAILED_LOGINS_PER_MIN", default_value_t = 10)]
+    pub failed_logins_per_min: u32,
     /// Log filter (`info`, `chat_server=debug,warn`, ...).
     #[arg(long, env = "CHAT_LOG", default_value = "info")]
     pub log: String,

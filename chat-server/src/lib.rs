@@ -33,6 +33,7 @@ use chat_core::auth::TokenIssuer;
 use chat_core::blobs::FsBlobStore;
 use chat_core::engine::Limits;
 use chat_core::ports::{NodeId, Notifier, Store};
+use chat_core::rate::Rate;
 use chat_core::{ChatEngine, ChatError, StoreError};
 use chat_store_postgres::{PgOptions, PgStore};
 use chat_store_sqlite::{SqliteOptions, SqliteStore};
@@ -212,6 +213,12 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         session_queue: config.ws_queue,
         upload_max_bytes: config.upload_max_bytes,
         unattached_upload_secs: config.unattached_upload_secs,
+        send_rate: (config.rate_limits == "on").then_some(Rate {
+            burst: config.send_burst.max(1),
+            per_sec: f64::from(config.send_rate_per_sec.max(1)),
+        }),
+        failed_login_rate: (config.rate_limits == "on")
+            .then(|| Rate::per_minute(config.failed_logins_per_min.max(1))),
         ..Limits::default()
     };
     let upload_dir = config

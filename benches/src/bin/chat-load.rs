@@ -23,7 +23,13 @@ use chat_benches::load::run::{run, Plan};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(about = "Load generator for chat-server", version)]
+#[command(
+    about = "Load generator for chat-server",
+    long_about = "Load generator for chat-server. One user sends every message, far above a \
+                  person's rate: start the servers with CHAT_RATE_LIMITS=off, or sends beyond \
+                  the limit count as errors (429).",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,

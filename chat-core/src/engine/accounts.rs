@@ -1,5 +1,7 @@
 //! Registration, sign-in, refresh and profiles.
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use time::Duration;
 
@@ -78,6 +80,13 @@ pub struct LoginResult {
     pub user: User,
 }
 
+/// What failed logins are counted by: the account named, and the client's address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) enum LoginKey {
+    Account(String),
+    Address(IpAddr),
+}
+
 impl ChatEngine {
     /// Registers a user; `Conflict` when the username or email is taken.
     pub async fn register(&self, input: Register) -> Result<User, ChatError> {
@@ -119,9 +128,28 @@ impl ChatEngine {
         Ok(user)
     }
 
-    /// Signs in by username or email; a wrong login and a wrong password fail alike.
-    pub async fn login(&self, login: &str, password: &str) -> Result<LoginResult, ChatError> {
+    /// Signs in by username or email; a wrong login and a wrong password fail alike. Failed
+    /// attempts count against the account and the client's address (when the host knows it);
+    /// past the limit, every attempt is `RateLimited` until the bucket refills.
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<LoginResult, ChatError> {
         let inner = &self.inner;
+        let keys = [
+            Some(LoginKey::Account(login.trim().to_lowercase())),
+            client.map(LoginKey::Address),
+        ];
+        let now = inner.clock.now();
+        if let Some(limiter) = &inner.failed_logins {
+            for key in keys.iter().flatten() {
+                limiter
+                    .check(key, now)
+                    .map_err(|retry_after_secs| ChatError::RateLimited { retry_after_secs })?;
+            }
+        }
         // Over-long inputs cannot match and must not cost a hash of megabytes.
         let credentials = if login.len() > 254 || password.chars().count() > 1024 {
             None
@@ -136,9 +164,13 @@ impl ChatEngine {
             )
             .await?;
         let Some(credentials) = credentials.filter(|_| ok) else {
+            if let Some(limiter) = &inner.failed_logins {
+                for key in keys.iter().flatten() {
+                    limiter.spend(key, now);
+                }
+            }
             return Err(ChatError::Unauthorized);
         };
-        let now = inner.clock.now();
         let refresh_token = new_refresh_token();
         let session = AuthSession {
             id: SessionId(inner.ids.new_id()),

@@ -121,6 +121,11 @@ impl ChatEngine {
         input: SendMessage,
     ) -> Result<Sent, ChatError> {
         let inner = &self.inner;
+        if let Some(limiter) = &inner.sends {
+            limiter
+                .take(&actor, inner.clock.now())
+                .map_err(|retry_after_secs| ChatError::RateLimited { retry_after_secs })?;
+        }
         self.may_post(actor, room).await?;
         let mut errors = FieldErrors::default();
         let client_id = input

@@ -25,6 +25,7 @@ use crate::events::Event;
 use crate::hub::Hub;
 use crate::notify::InProcessNotifier;
 use crate::ports::{BlobStore, Hint, HintKind, NodeId, Notifier, Store};
+use crate::rate::{Limiter, Rate};
 
 pub use accounts::{LoginResult, Register, UpdateMe, UserPage};
 pub use changes::EditMessage;
@@ -61,6 +62,11 @@ pub struct Limits {
     pub max_concurrent_hashes: usize,
     /// How long a refresh token stays valid, in seconds.
     pub refresh_ttl_secs: i64,
+    /// Messages one user may send (HTTP and WebSocket together); `None`: unlimited.
+    pub send_rate: Option<Rate>,
+    /// Failed logins per account and per client address; `None`: unlimited. Successful
+    /// logins do not count.
+    pub failed_login_rate: Option<Rate>,
     /// The largest upload, in bytes (`CHAT_UPLOAD_MAX_BYTES`).
     pub upload_max_bytes: u64,
     /// How long an upload no message carries is kept before it is collected, in seconds.
@@ -83,6 +89,11 @@ impl Default for Limits {
             max_concurrent_hashes: 4,
             refresh_ttl_secs: 30 * 24 * 3600,
             max_reaction_kinds: 20,
+            send_rate: Some(Rate {
+                burst: 100,
+                per_sec: 20.0,
+            }),
+            failed_login_rate: Some(Rate::per_minute(10)),
             upload_max_bytes: 50 * 1024 * 1024,
             unattached_upload_secs: 24 * 3600,
             upload_link_secs: 300,
@@ -109,6 +120,8 @@ struct Inner {
     limits: Limits,
     node: NodeId,
     typing: typing::TypingState,
+    sends: Option<Limiter<UserId>>,
+    failed_logins: Option<Limiter<accounts::LoginKey>>,
 }
 
 /// Builds a [`ChatEngine`] from its ports; everything but the store has a default.
@@ -190,6 +203,8 @@ impl ChatEngineBuilder {
         let node = self.node.unwrap_or_else(|| NodeId(self.ids.new_id()));
         // Beat once before any connection is counted, so this node's counts hold from the first.
         self.store.node_heartbeat(node, self.clock.now()).await?;
+        let sends = self.limits.send_rate.map(Limiter::new);
+        let failed_logins = self.limits.failed_login_rate.map(Limiter::new);
         let engine = ChatEngine {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -205,6 +220,8 @@ impl ChatEngineBuilder {
                 tokens,
                 limits: self.limits,
                 typing: typing::TypingState::default(),
+                sends,
+                failed_logins,
             }),
         };
         bus::spawn(Arc::downgrade(&engine.inner), bus);

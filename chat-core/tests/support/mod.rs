@@ -35,8 +35,11 @@ pub(crate) const QUIET: Duration = Duration::from_millis(300);
 // ---------------------------------------------------------------------------------------------
 
 pub(crate) fn limits() -> Limits {
+    // Tests act far faster than people; the rate limits have tests of their own.
     Limits {
         max_concurrent_hashes: 4,
+        send_rate: None,
+        failed_login_rate: None,
         ..Default::default()
     }
 }

@@ -1,6 +1,7 @@
 //! `/v1/auth/*`, `/v1/users/*`: registration, sign-in, tokens and profiles.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use chat_core::auth::Identity;
 use chat_core::engine::{Register, UpdateMe};
@@ -40,29 +41,37 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
     let login = warp::path!("v1" / "auth" / "login")
         .and(warp::post())
         .and(with_engine(state))
+        .and(warp::addr::remote())
         .and(json_body::<Login>(max))
-        .then(|engine: ChatEngine, input: Body<Login>| async move {
-            let result = async {
-                let input = input.get()?;
-                engine.login(&input.login, &input.password).await
-            };
-            respond(StatusCode::OK, result.await)
-        });
+        .then(
+            |engine: ChatEngine, client: Option<SocketAddr>, input: Body<Login>| async move {
+                let result = async {
+                    let input = input.get()?;
+                    let client = client.map(|a| a.ip());
+                    engine.login(&input.login, &input.password, client).await
+                };
+                respond(StatusCode::OK, result.await)
+            },
+        );
     // The OAuth2 password grant form, so OpenAPI tools' "Authorize" buttons can sign in.
     let token = warp::path!("v1" / "auth" / "token")
         .and(warp::post())
         .and(with_engine(state))
+        .and(warp::addr::remote())
         .and(warp::body::content_length_limit(max))
         .and(warp::body::bytes())
-        .then(|engine: ChatEngine, body: bytes::Bytes| async move {
-            let form: HashMap<String, String> =
-                serde_urlencoded::from_bytes(&body).unwrap_or_default();
-            let result = match (form.get("username"), form.get("password")) {
-                (Some(user), Some(password)) => engine.login(user, password).await,
-                _ => Err(ChatError::Unauthorized),
-            };
-            respond(StatusCode::OK, result)
-        });
+        .then(
+            |engine: ChatEngine, client: Option<SocketAddr>, body: bytes::Bytes| async move {
+                let form: HashMap<String, String> =
+                    serde_urlencoded::from_bytes(&body).unwrap_or_default();
+                let client = client.map(|a| a.ip());
+                let result = match (form.get("username"), form.get("password")) {
+                    (Some(user), Some(password)) => engine.login(user, password, client).await,
+                    _ => Err(ChatError::Unauthorized),
+                };
+                respond(StatusCode::OK, result)
+            },
+        );
     let refresh = warp::path!("v1" / "auth" / "refresh")
         .and(warp::post())
         .and(with_engine(state))

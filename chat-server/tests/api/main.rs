@@ -8,6 +8,7 @@ mod binary;
 mod changes;
 mod chat;
 mod idempotency;
+mod limits;
 mod multinode;
 mod presence;
 mod privacy;

@@ -52,6 +52,8 @@ impl TestServer {
         config.data_dir = dir.path().to_path_buf();
         config.database_url = None;
         config.jwt_secret = Some(SECRET.into());
+        // Tests post far faster than any person; the limits have their own test.
+        config.rate_limits = "off".into();
         tweak(&mut config);
         let server = chat_server::start(config).await.expect("server starts");
         let addr = server.addr();
