@@ -363,15 +363,15 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// A new opaque refresh token (256 random bits, hex).
-pub fn new_refresh_token() -> String {
+/// A new opaque token (256 random bits, hex): refresh tokens, WebSocket tickets.
+pub fn new_opaque_token() -> String {
     let mut bytes = [0u8; 32];
     random_bytes(&mut bytes);
     hex(&bytes)
 }
 
-/// The SHA-256 of a refresh token, hex: what the store keeps instead of the token.
-pub fn refresh_token_hash(token: &str) -> String {
+/// The SHA-256 of an opaque token, hex: what the store keeps instead of the token.
+pub fn opaque_token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
@@ -475,7 +475,7 @@ mod tests {
         assert!(hasher.verify("older", Some(&theirs)).await.unwrap());
         assert!(!hasher.verify("newer", Some(&theirs)).await.unwrap());
         assert!(hash.contains("$m=19456,t=2,p=1$"), "{hash}");
-        assert_eq!(refresh_token_hash("a").len(), 64);
-        assert_ne!(new_refresh_token(), new_refresh_token());
+        assert_eq!(opaque_token_hash("a").len(), 64);
+        assert_ne!(new_opaque_token(), new_opaque_token());
     }
 }

@@ -17,8 +17,8 @@ use crate::domain::{
 use crate::error::StoreError;
 use crate::ports::{
     constraint, AuthSession, MessageStore, NodeId, PresenceRecord, PresenceStore, Receipt,
-    ReceiptChange, ReceiptStore, RoomStore, SessionStore, Store, UnreadCount, UploadStore,
-    UserStore,
+    ReceiptChange, ReceiptStore, RoomStore, SessionStore, Store, TicketGrant, TicketStore,
+    UnreadCount, UploadStore, UserStore,
 };
 
 /// A [`Store`] held in memory; every method is one critical section, so each is atomic.
@@ -37,6 +37,7 @@ struct State {
     connections: HashMap<(NodeId, UserId), i64>,
     presence: HashMap<UserId, UserPresence>,
     uploads: HashMap<UploadId, Upload>,
+    tickets: HashMap<String, (TicketGrant, OffsetDateTime)>,
     /// Which messages carry each upload.
     attached: HashMap<UploadId, HashSet<(RoomId, Seq)>>,
 }
@@ -1105,6 +1106,33 @@ impl UploadStore for MemoryStore {
             .take(limit as usize)
             .map(|u| u.id)
             .collect())
+    }
+}
+
+#[async_trait]
+impl TicketStore for MemoryStore {
+    async fn create_ticket(
+        &self,
+        hash: &str,
+        grant: TicketGrant,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.tickets.retain(|_, (_, expires)| *expires >= now);
+        s.tickets.insert(hash.to_owned(), (grant, expires_at));
+        Ok(())
+    }
+
+    async fn take_ticket(
+        &self,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<TicketGrant>, StoreError> {
+        let taken = self.lock().tickets.remove(hash);
+        Ok(taken
+            .filter(|(_, expires)| *expires >= now)
+            .map(|(grant, _)| grant))
     }
 }
 

@@ -112,6 +112,8 @@ impl ChatApi {
             );
         });
         ws::route(&self.state)
+            .or(ws::ticket_route(&self.state))
+            .unify()
             .or(http::routes(&self.state))
             .unify()
             .recover(error::recover)

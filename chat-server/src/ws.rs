@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use chat_core::auth::Identity;
 use chat_core::domain::{RoomId, User};
 use chat_core::engine::{SendMessage, SessionEnd, SyncSince, SyncedRoom};
 use chat_core::{ChatEngine, ChatError, Session};
@@ -14,11 +15,12 @@ use serde_json::Value;
 use tokio::sync::watch;
 use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::error::{error_response, status_and_code};
-use crate::http::{bearer, query, Query};
+use crate::http::{authenticated, bearer, query, respond, with_engine, Query};
 use crate::State;
 
 /// Close codes the server uses.
@@ -28,6 +30,18 @@ mod close {
     pub(super) const TOO_BIG: u16 = 1009;
     pub(super) const INTERNAL: u16 = 1011;
     pub(super) const SLOW_CONSUMER: u16 = 4008;
+}
+
+/// `POST /v1/ws/ticket`: a single-use ticket for opening the WebSocket without headers.
+pub(crate) fn ticket_route(state: &State) -> BoxedFilter<(Response,)> {
+    warp::path!("v1" / "ws" / "ticket")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .then(|engine: ChatEngine, who: Identity| async move {
+            respond(StatusCode::OK, engine.ws_ticket(who).await)
+        })
+        .boxed()
 }
 
 /// `GET /v1/ws`: authenticates before the upgrade (`401`), checks the browser `Origin`
@@ -62,13 +76,17 @@ pub(crate) fn route(state: &State) -> BoxedFilter<(Response,)> {
                             .then(|| parts.next())
                             .flatten()
                     });
-                    let token = bearer(authorization.as_deref())
-                        .or(from_protocol)
-                        .or(q.text("token"));
-                    let Some(token) = token else {
-                        return error_response(&ChatError::Unauthorized);
+                    // In the contract's order of preference: the header, a ticket, the
+                    // subprotocol, then `?token=`.
+                    let header = bearer(authorization.as_deref());
+                    let identity = match (header, q.text("ticket")) {
+                        (None, Some(ticket)) => state.engine.redeem_ws_ticket(ticket).await,
+                        _ => match header.or(from_protocol).or(q.text("token")) {
+                            Some(token) => state.engine.authenticate(token).await,
+                            None => Err(ChatError::Unauthorized),
+                        },
                     };
-                    let identity = match state.engine.authenticate(token).await {
+                    let identity = match identity {
                         Ok(identity) => identity,
                         Err(e) => return error_response(&e),
                     };

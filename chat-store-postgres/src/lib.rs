@@ -38,6 +38,7 @@ mod sessions;
 mod store;
 #[cfg(test)]
 mod test_support;
+mod tickets;
 mod uploads;
 mod users;
 

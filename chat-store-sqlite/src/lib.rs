@@ -31,6 +31,7 @@ mod sessions;
 mod store;
 #[cfg(test)]
 mod test_support;
+mod tickets;
 mod uploads;
 mod users;
 

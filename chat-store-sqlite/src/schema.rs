@@ -168,3 +168,12 @@ pub(crate) enum UserPresence {
     Away,
     LastSeen,
 }
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum WsTickets {
+    Table,
+    Hash,
+    UserId,
+    SessionId,
+    ExpiresAt,
+}

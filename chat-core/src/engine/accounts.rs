@@ -6,12 +6,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use time::Duration;
 
 use super::ChatEngine;
-use crate::auth::{new_refresh_token, refresh_token_hash, Identity};
+use crate::auth::{new_opaque_token, opaque_token_hash, Identity};
 use crate::domain::{
     DisplayName, Email, PageSize, Password, SessionId, User, UserId, UserPatch, Username,
 };
 use crate::error::{ChatError, FieldCheck, FieldErrors, StoreError};
-use crate::ports::{constraint, AuthSession};
+use crate::ports::{constraint, AuthSession, TicketGrant};
 
 /// A registration.
 #[derive(Clone, Debug, Deserialize)]
@@ -80,6 +80,18 @@ pub struct LoginResult {
     pub user: User,
 }
 
+/// How long a WebSocket ticket works, in seconds.
+pub const WS_TICKET_SECS: i64 = 30;
+
+/// A single-use credential for opening a WebSocket without headers (browsers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WsTicket {
+    /// The ticket, for `GET /v1/ws?ticket=`.
+    pub ticket: String,
+    /// Seconds it works for.
+    pub expires_in: i64,
+}
+
 /// What failed logins are counted by: the account named, and the client's address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) enum LoginKey {
@@ -88,6 +100,46 @@ pub(super) enum LoginKey {
 }
 
 impl ChatEngine {
+    /// Issues a WebSocket ticket for the caller: it works once, on any node, for
+    /// [`WS_TICKET_SECS`]. Only its hash is stored.
+    pub async fn ws_ticket(&self, who: Identity) -> Result<WsTicket, ChatError> {
+        let inner = &self.inner;
+        let ticket = new_opaque_token();
+        let now = inner.clock.now();
+        let grant = TicketGrant {
+            user: who.user,
+            session: who.session,
+        };
+        let expires_at = now + Duration::seconds(WS_TICKET_SECS);
+        inner
+            .store()
+            .create_ticket(&opaque_token_hash(&ticket), grant, expires_at, now)
+            .await?;
+        Ok(WsTicket {
+            ticket,
+            expires_in: WS_TICKET_SECS,
+        })
+    }
+
+    /// Who a WebSocket ticket was issued to, taking it (it never works again); `Unauthorized`
+    /// for an unknown, used or expired ticket.
+    pub async fn redeem_ws_ticket(&self, ticket: &str) -> Result<Identity, ChatError> {
+        let inner = &self.inner;
+        // Our tickets are 64 hex digits; anything much longer is not one and costs no lookup.
+        if ticket.len() > 128 {
+            return Err(ChatError::Unauthorized);
+        }
+        let grant = inner
+            .store()
+            .take_ticket(&opaque_token_hash(ticket), inner.clock.now())
+            .await?
+            .ok_or(ChatError::Unauthorized)?;
+        Ok(Identity {
+            user: grant.user,
+            session: grant.session,
+        })
+    }
+
     /// Registers a user; `Conflict` when the username or email is taken.
     pub async fn register(&self, input: Register) -> Result<User, ChatError> {
         let mut errors = FieldErrors::default();
@@ -171,11 +223,11 @@ impl ChatEngine {
             }
             return Err(ChatError::Unauthorized);
         };
-        let refresh_token = new_refresh_token();
+        let refresh_token = new_opaque_token();
         let session = AuthSession {
             id: SessionId(inner.ids.new_id()),
             user_id: credentials.user.id,
-            refresh_hash: refresh_token_hash(&refresh_token),
+            refresh_hash: opaque_token_hash(&refresh_token),
             created_at: now,
             expires_at: now + Duration::seconds(inner.limits.refresh_ttl_secs),
         };
@@ -187,12 +239,12 @@ impl ChatEngine {
     pub async fn refresh(&self, refresh_token: &str) -> Result<LoginResult, ChatError> {
         let inner = &self.inner;
         let now = inner.clock.now();
-        let next = new_refresh_token();
+        let next = new_opaque_token();
         let session = inner
             .store()
             .rotate_refresh(
-                &refresh_token_hash(refresh_token),
-                &refresh_token_hash(&next),
+                &opaque_token_hash(refresh_token),
+                &opaque_token_hash(&next),
                 now,
                 now + Duration::seconds(inner.limits.refresh_ttl_secs),
             )

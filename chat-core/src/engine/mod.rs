@@ -27,7 +27,7 @@ use crate::notify::InProcessNotifier;
 use crate::ports::{BlobStore, Hint, HintKind, NodeId, Notifier, Store};
 use crate::rate::{Limiter, Rate};
 
-pub use accounts::{LoginResult, Register, UpdateMe, UserPage};
+pub use accounts::{LoginResult, Register, UpdateMe, UserPage, WsTicket, WS_TICKET_SECS};
 pub use changes::EditMessage;
 pub use live::{Session, SessionEnd, SyncSince, SyncedRoom};
 pub use messages::{HistoryQuery, SearchMessages, SearchPage, SendMessage, Sent, ThreadQuery};

@@ -6,6 +6,7 @@ mod notifier;
 mod presence;
 mod receipts;
 mod store;
+mod tickets;
 mod uploads;
 
 pub use blob::{BlobError, BlobKey, BlobStore, ByteStream};
@@ -13,4 +14,5 @@ pub use notifier::{BusSignal, BusStream, Hint, HintKind, NodeId, Notifier};
 pub use presence::{PresenceRecord, PresenceStore};
 pub use receipts::{Receipt, ReceiptChange, ReceiptStore, UnreadCount};
 pub use store::{constraint, AuthSession, MessageStore, RoomStore, SessionStore, Store, UserStore};
+pub use tickets::{TicketGrant, TicketStore};
 pub use uploads::UploadStore;

@@ -12,7 +12,7 @@ use crate::domain::{
     User, UserId, UserPatch,
 };
 use crate::error::StoreError;
-use crate::ports::{PresenceStore, ReceiptStore, UploadStore};
+use crate::ports::{PresenceStore, ReceiptStore, TicketStore, UploadStore};
 
 /// The names of the unique keys a store reports in [`StoreError::Conflict`].
 pub mod constraint {
@@ -262,7 +262,14 @@ pub trait MessageStore: Send + Sync + Debug {
 /// Everything the engine stores, behind one object.
 #[async_trait]
 pub trait Store:
-    UserStore + SessionStore + RoomStore + MessageStore + PresenceStore + ReceiptStore + UploadStore
+    UserStore
+    + SessionStore
+    + RoomStore
+    + MessageStore
+    + PresenceStore
+    + ReceiptStore
+    + UploadStore
+    + TicketStore
 {
     /// Answers when the backend is reachable (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -91,6 +91,7 @@ macro_rules! store_conformance_tests {
             appending_with_an_unknown_upload_is_not_found,
             deleting_an_upload_detaches_it,
             unattached_uploads_are_found_oldest_first,
+            tickets_work_once_until_they_expire,
             ping_answers,
         );
     };
@@ -217,6 +218,51 @@ pub async fn roles_change_together_or_not_at_all(store: Arc<dyn Store>) {
         .set_roles(RoomId(Uuid::new_v4()), &[(alice, Role::Member)])
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+}
+
+/// A ticket is taken once, only before it expires; creating tickets forgets expired ones.
+pub async fn tickets_work_once_until_they_expire(store: Arc<dyn Store>) {
+    use crate::ports::TicketGrant;
+    let alice = add_user(&store, "alice").await;
+    let grant = TicketGrant {
+        user: alice,
+        session: Some(SessionId(Uuid::new_v4())),
+    };
+    store
+        .create_ticket("hash-1", grant, t(30), t(0))
+        .await
+        .expect("stored");
+    store
+        .create_ticket("hash-2", grant, t(30), t(0))
+        .await
+        .expect("stored");
+    assert_eq!(
+        store.take_ticket("hash-1", t(10)).await.unwrap(),
+        Some(grant)
+    );
+    assert_eq!(
+        store.take_ticket("hash-1", t(10)).await.unwrap(),
+        None,
+        "once"
+    );
+    assert_eq!(store.take_ticket("nope", t(10)).await.unwrap(), None);
+    assert_eq!(
+        store.take_ticket("hash-2", t(31)).await.unwrap(),
+        None,
+        "expired"
+    );
+    let anonymous = TicketGrant {
+        user: alice,
+        session: None,
+    };
+    store
+        .create_ticket("hash-3", anonymous, t(100), t(40))
+        .await
+        .expect("stored");
+    assert_eq!(
+        store.take_ticket("hash-3", t(100)).await.unwrap(),
+        Some(anonymous)
+    );
 }
 
 /// A created user is found by id, and by username or email in any case.

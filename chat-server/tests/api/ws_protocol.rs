@@ -117,6 +117,47 @@ async fn the_token_may_come_as_a_subprotocol() {
     assert_eq!(response.headers()["sec-websocket-protocol"], "bearer");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_opens_one_socket_once_on_any_backend() {
+    for (backend, server) in TestServer::on_each_backend().await {
+        let alice = server.register("alice").await;
+        let (status, ticket) = server
+            .post("/v1/ws/ticket", Some(&alice.token), json!({}))
+            .await;
+        assert_eq!(status, 200, "{backend}: {ticket}");
+        assert_eq!(ticket["expires_in"], 30);
+        let url = format!(
+            "{}?ticket={}",
+            server.ws_url,
+            ticket["ticket"].as_str().unwrap()
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("the ticket opens a socket");
+        let ready = loop {
+            if let Some(Ok(Message::Text(text))) = futures_util::StreamExt::next(&mut socket).await
+            {
+                break serde_json::from_str::<serde_json::Value>(&text).unwrap();
+            }
+        };
+        assert_eq!(ready["type"], "ready", "{backend}");
+        assert_eq!(ready["user"]["id"], alice.id.as_str());
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                assert_eq!(r.status(), 401, "{backend}: a ticket works once")
+            }
+            other => panic!("expected 401, got {:?}", other.map(|_| ())),
+        }
+        let forged = format!("{}?ticket={}", server.ws_url, "ab".repeat(32));
+        match tokio_tungstenite::connect_async(forged.as_str()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+            other => panic!("expected 401, got {:?}", other.map(|_| ())),
+        }
+        let (status, _) = server.post("/v1/ws/ticket", None, json!({})).await;
+        assert_eq!(status, 401, "{backend}: tickets are for signed-in users");
+    }
+}
+
 #[tokio::test]
 async fn foreign_origins_are_refused_and_listed_ones_allowed() {
     let server =
