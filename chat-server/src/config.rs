@@ -56,6 +56,35 @@ pub struct Config {
     /// must share it.
     #[arg(long, env = "CHAT_UPLOAD_DIR")]
     pub upload_dir: Option<PathBuf>,
+    /// S3 bucket for uploaded files, instead of the upload directory (several nodes may share
+    /// it); needs the access key settings.
+    #[cfg(feature = "s3")]
+    #[arg(long, env = "CHAT_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// URL of an S3-compatible service (MinIO, R2, ...); default: AWS S3.
+    #[cfg(feature = "s3")]
+    #[arg(long, env = "CHAT_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Region S3 requests are signed for; default: us-east-1.
+    #[cfg(feature = "s3")]
+    #[arg(long, env = "CHAT_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Id of the S3 access key.
+    #[cfg(feature = "s3")]
+    #[arg(long, env = "CHAT_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Secret of the S3 access key.
+    #[cfg(feature = "s3")]
+    #[arg(long, env = "CHAT_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// Folder of the bucket uploads are kept under; default: uploads.
+    #[cfg(feature = "s3")]
+    #[arg(long, env = "CHAT_S3_PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// Accept an `http://` S3 endpoint (a local MinIO); default: false, HTTPS only.
+    #[cfg(feature = "s3")]
+    #[arg(long, env = "CHAT_S3_ALLOW_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
+    pub s3_allow_http: Option<bool>,
     /// Seconds an upload that no message carries is kept before it is deleted.
     #[arg(long, env = "CHAT_UNATTACHED_UPLOAD_SECS", default_value_t = 24 * 3600)]
     pub unattached_upload_secs: i64,

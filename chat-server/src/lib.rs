@@ -32,7 +32,7 @@ use std::time::Duration;
 use chat_core::auth::TokenIssuer;
 use chat_core::blobs::FsBlobStore;
 use chat_core::engine::Limits;
-use chat_core::ports::{NodeId, Notifier, Store};
+use chat_core::ports::{BlobStore, NodeId, Notifier, Store};
 use chat_core::rate::Rate;
 use chat_core::{ChatEngine, ChatError, StoreError};
 use chat_store_postgres::{PgOptions, PgStore};
@@ -223,13 +223,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             .then(|| Rate::per_minute(config.failed_logins_per_min.max(1))),
         ..Limits::default()
     };
-    let upload_dir = config
-        .upload_dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("uploads"));
-    let blobs = FsBlobStore::open(upload_dir).await?;
     let mut builder = ChatEngine::builder(store)
-        .blobs(Arc::new(blobs))
+        .blobs(blob_store(&config).await?)
         .node(node)
         .tokens(tokens)
         .limits(limits);
@@ -263,6 +258,41 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         task,
         backend,
     })
+}
+
+/// Where uploaded files go: the S3 bucket `CHAT_S3_BUCKET` names (with the `s3` feature), else
+/// the upload directory.
+async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartError> {
+    #[cfg(feature = "s3")]
+    if let Some(bucket) = &config.s3_bucket {
+        use chat_blob_s3::{S3BlobStore, S3Options};
+        let (Some(key_id), Some(secret)) = (&config.s3_access_key_id, &config.s3_secret_access_key)
+        else {
+            return Err(StartError::Config(
+                "CHAT_S3_BUCKET needs CHAT_S3_ACCESS_KEY_ID and CHAT_S3_SECRET_ACCESS_KEY".into(),
+            ));
+        };
+        let options = S3Options {
+            endpoint: config.s3_endpoint.clone(),
+            region: config
+                .s3_region
+                .clone()
+                .unwrap_or_else(|| S3Options::DEFAULT_REGION.into()),
+            prefix: config
+                .s3_prefix
+                .clone()
+                .unwrap_or_else(|| S3Options::DEFAULT_PREFIX.into()),
+            allow_http: config.s3_allow_http.unwrap_or(false),
+            ..S3Options::new(bucket, key_id, secret)
+        };
+        let store = S3BlobStore::new(options).map_err(|e| StartError::Config(e.to_string()))?;
+        return Ok(Arc::new(store));
+    }
+    let upload_dir = config
+        .upload_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("uploads"));
+    Ok(Arc::new(FsBlobStore::open(upload_dir).await?))
 }
 
 /// The store named by `CHAT_DATABASE_URL` (SQLite in the data directory by default), and for
