@@ -1,5 +1,6 @@
 //! `S3BlobStore` against a real S3 server (s3s-fs, in-process).
 
+mod engine;
 mod server;
 
 use std::io;
