@@ -32,7 +32,8 @@ struct Bucket {
 }
 
 /// Token buckets keyed by `K`. The map is bounded: past [`Limiter::MAX_KEYS`] keys, buckets
-/// that have refilled (and so limit nothing) are dropped.
+/// that have refilled (and so limit nothing) are dropped, and all of them when that frees too
+/// little.
 #[derive(Debug)]
 pub struct Limiter<K> {
     rate: Rate,
@@ -86,6 +87,16 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= Self::MAX_KEYS && !buckets.contains_key(key) {
             buckets.retain(|_, b| refilled(b, now, per_sec, burst) < burst);
+            // Still crowded (many keys limited at once, as in an attack from many addresses):
+            // start over rather than sweep again on every new key. Memory stays bounded; the
+            // limits are lenient for a moment.
+            if buckets.len() > Self::MAX_KEYS / 2 {
+                tracing::warn!(
+                    keys = buckets.len(),
+                    "rate limiter full; forgetting its buckets"
+                );
+                buckets.clear();
+            }
         }
         let bucket = buckets.entry(key.clone()).or_insert(Bucket {
             tokens: burst,
@@ -130,6 +141,16 @@ mod tests {
         assert_eq!(limiter.take(&"u", at(1.0)), Ok(()));
         assert_eq!(limiter.take(&"u", at(1.5)), Err(1));
         assert_eq!(limiter.take(&"u", at(10.0)), Ok(()));
+    }
+
+    #[test]
+    fn the_keys_kept_stay_bounded() {
+        let limiter = Limiter::new(Rate::per_minute(10));
+        for key in 0..=Limiter::<u32>::MAX_KEYS as u32 {
+            limiter.spend(&key, at(0.0));
+        }
+        let kept = limiter.buckets.lock().unwrap().len();
+        assert!(kept <= Limiter::<u32>::MAX_KEYS, "{kept}");
     }
 
     #[test]
