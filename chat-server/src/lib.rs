@@ -111,16 +111,35 @@ impl ChatApi {
                 "request"
             );
         });
-        ws::route(&self.state)
+        let api = ws::route(&self.state)
             .or(ws::ticket_route(&self.state))
             .unify()
             .or(http::routes(&self.state))
             .unify()
             .recover(error::recover)
-            .unify()
-            .with(log)
-            .map(warp::Reply::into_response)
-            .boxed()
+            .unify();
+        // Browsers on the listed origins may call the API; tokens travel in a header, never in
+        // cookies, so credentials are not allowed and no origin is a wildcard.
+        let origins: Vec<&str> = self
+            .state
+            .settings
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim_end_matches('/'))
+            .filter(|o| valid_origin(o))
+            .collect();
+        let api = if origins.is_empty() {
+            api.map(warp::Reply::into_response).boxed()
+        } else {
+            let cors = warp::cors()
+                .allow_origins(origins)
+                .allow_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+                .allow_headers(["authorization", "content-type", "range"])
+                .expose_headers(["retry-after", "content-range", "content-disposition"])
+                .max_age(600);
+            api.with(cors).map(warp::Reply::into_response).boxed()
+        };
+        api.with(log).map(warp::Reply::into_response).boxed()
     }
 
     /// Closes every WebSocket with 1001 (going away); HTTP requests are not affected.
@@ -197,8 +216,27 @@ impl RunningServer {
     }
 }
 
+/// Whether `origin` is a browser origin, `http(s)://host[:port]` (what CORS and the WebSocket
+/// `Origin` check compare against).
+fn valid_origin(origin: &str) -> bool {
+    origin.split_once("://").is_some_and(|(scheme, rest)| {
+        matches!(scheme, "http" | "https")
+            && !rest.is_empty()
+            && !rest.contains(['/', '?', '#', ' ', '@'])
+    })
+}
+
 /// Opens the store, builds the engine and starts serving, all from `config`.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    if let Some(bad) = config
+        .allowed_origins
+        .iter()
+        .find(|o| !valid_origin(o.trim_end_matches('/')))
+    {
+        return Err(StartError::Config(format!(
+            "CHAT_ALLOWED_ORIGINS: {bad:?} is not an origin like https://chat.example"
+        )));
+    }
     std::fs::create_dir_all(&config.data_dir)?;
     let node = NodeId(uuid::Uuid::new_v4());
     let (store, notifier, backend) = open_backend(&config, node).await?;

@@ -7,6 +7,7 @@ mod bad_input;
 mod binary;
 mod changes;
 mod chat;
+mod cors;
 mod idempotency;
 mod limits;
 mod multinode;
