@@ -93,12 +93,32 @@ impl Hub {
         self.routes.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a session of `user` following `rooms`.
-    pub(crate) fn register(&self, user: UserId, rooms: impl IntoIterator<Item = RoomId>) -> Inbox {
+    /// How many sessions `user` has on this node.
+    pub fn sessions_of(&self, user: UserId) -> usize {
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_user
+            .get(&user)
+            .map_or(0, HashSet::len)
+    }
+
+    /// Registers a session of `user` following `rooms`, unless the user already has `max`
+    /// sessions here (checked and registered under one lock, so racing connections cannot
+    /// both slip in).
+    pub(crate) fn register(
+        &self,
+        user: UserId,
+        rooms: impl IntoIterator<Item = RoomId>,
+        max: usize,
+    ) -> Option<Inbox> {
+        let mut routes = self.write();
+        if routes.by_user.get(&user).map_or(0, HashSet::len) >= max {
+            return None;
+        }
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.queue_len);
         let cut = Arc::new(AtomicBool::new(false));
-        let mut routes = self.write();
         routes.sessions.insert(
             key,
             Entry {
@@ -111,7 +131,7 @@ impl Hub {
         for room in rooms {
             routes.by_room.entry(room).or_default().insert(key);
         }
-        Inbox { key, rx, cut }
+        Some(Inbox { key, rx, cut })
     }
 
     /// Makes one session follow or stop following rooms (used when a session learns of rooms
@@ -276,12 +296,31 @@ mod tests {
     }
 
     #[test]
+    fn a_user_has_at_most_the_sessions_allowed() {
+        let hub = Hub::new(4);
+        let user = UserId(Uuid::new_v4());
+        let first = hub.register(user, [], 2).expect("first");
+        let _second = hub.register(user, [], 2).expect("second");
+        assert!(hub.register(user, [], 2).is_none());
+        assert_eq!(hub.sessions_of(user), 2);
+        hub.unregister(first.key);
+        assert!(
+            hub.register(user, [], 2).is_some(),
+            "a closed session frees its place"
+        );
+    }
+
+    #[test]
     fn frames_reach_followers_of_the_room_only() {
         let hub = Hub::new(8);
         let room = RoomId(Uuid::new_v4());
         let other = RoomId(Uuid::new_v4());
-        let mut a = hub.register(UserId(Uuid::new_v4()), [room]);
-        let mut b = hub.register(UserId(Uuid::new_v4()), [other]);
+        let mut a = hub
+            .register(UserId(Uuid::new_v4()), [room], usize::MAX)
+            .expect("registered");
+        let mut b = hub
+            .register(UserId(Uuid::new_v4()), [other], usize::MAX)
+            .expect("registered");
         hub.publish(frame(room, 1));
         assert!(matches!(a.rx.try_recv(), Ok(Item::Frame(f)) if f.seq == Some(Seq(1))));
         assert!(b.rx.try_recv().is_err());
@@ -291,8 +330,12 @@ mod tests {
     fn a_full_queue_cuts_the_session_and_spares_the_others() {
         let hub = Hub::new(2);
         let room = RoomId(Uuid::new_v4());
-        let slow = hub.register(UserId(Uuid::new_v4()), [room]);
-        let mut fast = hub.register(UserId(Uuid::new_v4()), [room]);
+        let slow = hub
+            .register(UserId(Uuid::new_v4()), [room], usize::MAX)
+            .expect("registered");
+        let mut fast = hub
+            .register(UserId(Uuid::new_v4()), [room], usize::MAX)
+            .expect("registered");
         for n in 1..=3 {
             hub.publish(frame(room, n));
             assert!(fast.rx.try_recv().is_ok());
@@ -311,9 +354,13 @@ mod tests {
             RoomId(Uuid::new_v4()),
         );
         let me = UserId(Uuid::new_v4());
-        let mut mine = hub.register(me, [r1]);
-        let mut both = hub.register(UserId(Uuid::new_v4()), [r1, r2]);
-        let mut other = hub.register(UserId(Uuid::new_v4()), [r3]);
+        let mut mine = hub.register(me, [r1], usize::MAX).expect("registered");
+        let mut both = hub
+            .register(UserId(Uuid::new_v4()), [r1, r2], usize::MAX)
+            .expect("registered");
+        let mut other = hub
+            .register(UserId(Uuid::new_v4()), [r3], usize::MAX)
+            .expect("registered");
         let f = Arc::new(Frame {
             room: None,
             seq: None,
@@ -331,7 +378,7 @@ mod tests {
         let hub = Hub::new(8);
         let user = UserId(Uuid::new_v4());
         let room = RoomId(Uuid::new_v4());
-        let mut inbox = hub.register(user, []);
+        let mut inbox = hub.register(user, [], usize::MAX).expect("registered");
         hub.join(user, room, Seq(4));
         assert!(matches!(
             inbox.rx.try_recv(),

@@ -91,6 +91,9 @@ pub struct Config {
     /// Different reactions one message takes (adding one more is 422).
     #[arg(long, env = "CHAT_MAX_REACTIONS_PER_MESSAGE", default_value_t = 20)]
     pub max_reactions_per_message: usize,
+    /// WebSocket connections one user may have open on one node (one more is 429).
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
+    pub max_connections_per_user: usize,
     /// Events queued per WebSocket before it is closed as a slow consumer (4008).
     #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 1024)]
     pub ws_queue: usize,

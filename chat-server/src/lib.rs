@@ -250,6 +250,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         max_message_chars: config.max_message_chars,
         max_rooms_per_user: config.max_rooms_per_user,
         max_reaction_kinds: config.max_reactions_per_message,
+        max_connections_per_user: config.max_connections_per_user.max(1),
         session_queue: config.ws_queue,
         upload_max_bytes: config.upload_max_bytes,
         unattached_upload_secs: config.unattached_upload_secs,

@@ -86,7 +86,9 @@ pub(crate) fn route(state: &State) -> BoxedFilter<(Response,)> {
                             None => Err(ChatError::Unauthorized),
                         },
                     };
-                    let identity = match identity {
+                    let identity = match identity
+                        .and_then(|who| state.engine.may_connect(who.user).map(|()| who))
+                    {
                         Ok(identity) => identity,
                         Err(e) => return error_response(&e),
                     };
@@ -231,6 +233,14 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
     };
     let (me, mut session) = match opened.await {
         Ok(opened) => opened,
+        // Another connection of the user's took the last place since the check before
+        // the upgrade.
+        Err(ChatError::RateLimited { .. }) => {
+            let _ = tx
+                .send(Message::close_with(close::POLICY, "too many connections"))
+                .await;
+            return;
+        }
         Err(e) => {
             tracing::warn!(error = %e, "opening a live session failed");
             let _ = tx

@@ -101,7 +101,24 @@ impl Drop for Session {
     }
 }
 
+/// What a user with all their connections open is told to wait before trying another.
+const CONNECTION_RETRY_SECS: u64 = 5;
+
 impl ChatEngine {
+    /// Whether the user may open another live session on this node (`RateLimited` when they
+    /// have [`Limits::max_connections_per_user`](super::Limits::max_connections_per_user)
+    /// already): hosts ask before upgrading a connection, and [`ChatEngine::connect`] enforces
+    /// it.
+    pub fn may_connect(&self, actor: UserId) -> Result<(), ChatError> {
+        let inner = &self.inner;
+        if inner.hub.sessions_of(actor) >= inner.limits.max_connections_per_user {
+            return Err(ChatError::RateLimited {
+                retry_after_secs: CONNECTION_RETRY_SECS,
+            });
+        }
+        Ok(())
+    }
+
     /// Opens a live session for the user, following all of their rooms.
     pub async fn connect(&self, actor: UserId) -> Result<Session, ChatError> {
         let inner = self.inner.clone();
@@ -110,7 +127,13 @@ impl ChatEngine {
         // second read is at or below its `last_seq` (the client syncs for those), and every
         // later one reaches the subscription.
         let first = inner.store().room_positions(actor, max).await?;
-        let inbox = inner.hub.register(actor, first.iter().map(|p| p.room_id));
+        let max_sessions = inner.limits.max_connections_per_user;
+        let inbox = inner
+            .hub
+            .register(actor, first.iter().map(|p| p.room_id), max_sessions)
+            .ok_or(ChatError::RateLimited {
+                retry_after_secs: CONNECTION_RETRY_SECS,
+            })?;
         // From here the session exists: if anything below fails, dropping it undoes the
         // registration (and the connection count, once counted).
         let mut session = Session {

@@ -62,6 +62,8 @@ pub struct Limits {
     pub max_concurrent_hashes: usize,
     /// How long a refresh token stays valid, in seconds.
     pub refresh_ttl_secs: i64,
+    /// Live sessions (WebSocket connections) one user may have open on one node.
+    pub max_connections_per_user: usize,
     /// Messages one user may send (HTTP and WebSocket together); `None`: unlimited.
     pub send_rate: Option<Rate>,
     /// Failed logins per account and per client address; `None`: unlimited. Successful
@@ -89,6 +91,7 @@ impl Default for Limits {
             max_concurrent_hashes: 4,
             refresh_ttl_secs: 30 * 24 * 3600,
             max_reaction_kinds: 20,
+            max_connections_per_user: 20,
             send_rate: Some(Rate {
                 burst: 100,
                 per_sec: 20.0,

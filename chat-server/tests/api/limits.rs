@@ -3,6 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::support::TestServer;
 
@@ -89,4 +90,37 @@ async fn failed_logins_are_limited_and_successes_are_not() {
         .parse()
         .unwrap();
     assert!((1..=30).contains(&retry), "{retry}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_opens_at_most_the_connections_allowed() {
+    let server = TestServer::start_with(|c| c.max_connections_per_user = 2).await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let first = server.ws(&alice.token).await;
+    let _second = server.ws(&alice.token).await;
+    let mut request = server.ws_url.as_str().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", alice.token).parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(request.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert!(r.headers().get("retry-after").is_some());
+        }
+        other => panic!("expected 429, got {:?}", other.map(|_| ())),
+    }
+    let _bobs = server.ws(&bob.token).await;
+    drop(first);
+    // The server notices the closed socket and frees its place.
+    let mut opened = None;
+    for _ in 0..50 {
+        if let Ok((socket, _)) = tokio_tungstenite::connect_async(request.clone()).await {
+            opened = Some(socket);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(opened.is_some(), "a closed connection frees its place");
 }
