@@ -125,6 +125,17 @@ async fn wrong_passwords_and_unknown_users_fail_alike() {
     assert_eq!(body["token_type"], "bearer");
 }
 
+/// A PEM public key, as an attacker would use for an HS256 secret.
+const PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEq4nS1m1C8E0D2j5rB8rJd8K4e0oG\n-----END PUBLIC KEY-----\n";
+
+/// A token with this header and these claims and an empty signature.
+fn unsigned(header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let part = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    format!("{}.{}.", part(header), part(claims))
+}
+
 #[tokio::test]
 async fn bad_expired_and_missing_tokens_are_401() {
     let server = TestServer::start().await;
@@ -134,6 +145,16 @@ async fn bad_expired_and_missing_tokens_are_401() {
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             &json!({"sub": alice.id, "exp": exp, "iat": exp - 3600, "iss": iss, "jti": "t"}),
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let claims =
+        |exp: i64| json!({"sub": alice.id, "exp": exp, "iat": exp - 3600, "iss": "chat-server"});
+    let raw = |claims: &serde_json::Value, secret: &str| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
             &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
         )
         .unwrap()
@@ -151,6 +172,33 @@ async fn bad_expired_and_missing_tokens_are_401() {
         ),
         "garbage".to_owned(),
         format!("{}x", alice.token),
+        // alg: none, unsigned.
+        unsigned(&json!({"alg": "none", "typ": "JWT"}), &claims(now + 600)),
+        // Another algorithm named in the header, whatever the signature.
+        unsigned(&json!({"alg": "RS256", "typ": "JWT"}), &claims(now + 600)),
+        // HS256 keyed with a public key (the classic RS256/HS256 confusion).
+        raw(
+            &json!({"sub": alice.id, "exp": now + 600, "iat": now, "iss": "chat-server"}),
+            PUBLIC_KEY,
+        ),
+        // exp as a string, exp missing, iat missing.
+        raw(
+            &json!({"sub": alice.id, "exp": (now + 600).to_string(), "iat": now, "iss": "chat-server"}),
+            SECRET,
+        ),
+        raw(
+            &json!({"sub": alice.id, "iat": now, "iss": "chat-server"}),
+            SECRET,
+        ),
+        raw(
+            &json!({"sub": alice.id, "exp": now + 600, "iss": "chat-server"}),
+            SECRET,
+        ),
+        // An oversized header.
+        unsigned(
+            &json!({"alg": "HS256", "typ": "JWT", "kid": "k".repeat(16 * 1024)}),
+            &claims(now + 600),
+        ),
     ] {
         let (status, body) = server.get("/v1/users/me", &token).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{token}");
