@@ -1,7 +1,9 @@
 //! Building blocks of the `chat-load` load generator, shared by its scenarios: [`client`] talks
 //! to the server (HTTP API and WebSocket), [`stats`] tallies what was sent and received and
-//! turns it into a report, and [`run`] is the setup / send / receive cycle every scenario uses.
+//! turns it into a report, [`run`] is the setup / send / receive cycle of the messaging
+//! scenarios, and [`files`] the upload and download scenario.
 
 pub mod client;
+pub mod files;
 pub mod run;
 pub mod stats;

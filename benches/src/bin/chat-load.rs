@@ -4,9 +4,13 @@
 //! chat-load multinode --send-url http://127.0.0.1:18201 --recv-url http://127.0.0.1:18202 \
 //!     --rate 1000 --duration 10 --receivers 10 --server-pid A --server-pid B [--json]
 //! chat-load fanout --url http://127.0.0.1:18201 --subscribers 1000 --rate 50 --body-bytes 200
+//! chat-load files --url http://127.0.0.1:18201 --mib 50 --rounds 5 --server-pid A
 //! ```
 //!
-//! Each run registers fresh users (`load-<8 hex>-...`), puts them in one new room, posts
+//! `files` uploads a file and downloads it again, a few times, and reports the median
+//! throughput each way and the server's resident memory meanwhile.
+//!
+//! The messaging scenarios register fresh users (`load-<8 hex>-...`), puts them in one new room, posts
 //! messages over HTTP at a fixed rate and checks that every WebSocket receiver gets every acked
 //! message exactly once, in seq order, measuring send-to-receive latency. It prints a table and,
 //! last, one JSON line with the same figures (with `--json` the table goes to stderr, so stdout
@@ -19,6 +23,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chat_benches::load::client::Error;
+use chat_benches::load::files::{self, FilesPlan};
 use chat_benches::load::run::{run, Plan};
 use clap::{Args, Parser, Subcommand};
 
@@ -42,6 +48,8 @@ enum Scenario {
     Multinode(Multinode),
     /// One sender and many subscriber sockets on one server (fan-out of one room).
     Fanout(Fanout),
+    /// Uploads of one large file, each downloaded again (throughput and server memory).
+    Files(Files),
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +92,25 @@ struct Fanout {
 }
 
 #[derive(Debug, Args)]
+struct Files {
+    /// The server used for everything.
+    #[arg(long)]
+    url: String,
+    /// Size of the file, MiB (the server's cap is 50 MiB by default).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    mib: u32,
+    /// Uploads, each followed by a download.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// The server process whose resident memory to sample.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print only the JSON line on stdout (the table goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
 struct Common {
     /// Seconds of sending.
     #[arg(long, default_value_t = 10.0)]
@@ -111,32 +138,21 @@ fn seconds(name: &str, value: f64) -> Result<Duration, String> {
     }
 }
 
-fn plan(scenario: Scenario) -> Result<(Plan, bool), String> {
-    let (name, send_url, recv_url, receivers, rate, body_bytes, common) = match scenario {
-        Scenario::Multinode(m) => (
-            "multinode",
-            m.send_url,
-            m.recv_url,
-            m.receivers,
-            m.rate,
-            m.body_bytes,
-            m.common,
-        ),
-        Scenario::Fanout(f) => (
-            "fanout",
-            f.url.clone(),
-            f.url,
-            f.subscribers,
-            f.rate,
-            f.body_bytes,
-            f.common,
-        ),
-    };
+/// The plan of a messaging scenario.
+fn plan(
+    scenario: &'static str,
+    send_url: String,
+    recv_url: String,
+    receivers: u32,
+    rate: f64,
+    body_bytes: usize,
+    common: Common,
+) -> Result<(Plan, bool), String> {
     if !(rate.is_finite() && rate > 0.0) {
         return Err("--rate must be a positive number".into());
     }
     let plan = Plan {
-        scenario: name,
+        scenario,
         send_url,
         recv_url,
         receivers: receivers as usize,
@@ -152,7 +168,28 @@ fn plan(scenario: Scenario) -> Result<(Plan, bool), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (plan, json) = match plan(Cli::parse().scenario) {
+    let planned = match Cli::parse().scenario {
+        Scenario::Multinode(m) => plan(
+            "multinode",
+            m.send_url,
+            m.recv_url,
+            m.receivers,
+            m.rate,
+            m.body_bytes,
+            m.common,
+        ),
+        Scenario::Fanout(f) => plan(
+            "fanout",
+            f.url.clone(),
+            f.url,
+            f.subscribers,
+            f.rate,
+            f.body_bytes,
+            f.common,
+        ),
+        Scenario::Files(f) => return files(f).await,
+    };
+    let (plan, json) = match planned {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("chat-load: {e}");
@@ -161,31 +198,58 @@ async fn main() -> ExitCode {
     };
     let report = match run(&plan).await {
         Ok(report) => report,
-        Err(e) => {
-            // reqwest and tungstenite keep the telling part ("connection refused") in sources.
-            let mut message = e.to_string();
-            let mut source = e.source();
-            while let Some(cause) = source {
-                message = format!("{message}: {cause}");
-                source = cause.source();
-            }
-            eprintln!("chat-load: {message}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return setup_failed(&e),
     };
-    if json {
-        eprint!("{}", report.table());
-    } else {
-        print!("{}", report.table());
-    }
-    match serde_json::to_string(&report) {
-        Ok(line) => println!("{line}"),
-        Err(e) => eprintln!("chat-load: the report did not serialize: {e}"),
-    }
+    print_report(&report.table(), &report, json);
     if report.delivered_exactly_once_in_order() {
         ExitCode::SUCCESS
     } else {
         eprintln!("chat-load: FAILED: messages lost, duplicated or out of order");
         ExitCode::FAILURE
     }
+}
+
+async fn files(f: Files) -> ExitCode {
+    let plan = FilesPlan {
+        url: f.url,
+        bytes: f.mib as usize * 1024 * 1024,
+        rounds: f.rounds,
+        server_pid: f.server_pid,
+    };
+    let report = match files::run(&plan).await {
+        Ok(report) => report,
+        Err(e) => return setup_failed(&e),
+    };
+    print_report(&report.table(), &report, f.json);
+    if report.intact {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("chat-load: FAILED: a download differed from the upload");
+        ExitCode::FAILURE
+    }
+}
+
+/// The table, then the JSON line; with `json` only the JSON line goes to stdout.
+fn print_report(table: &str, report: &impl serde::Serialize, json: bool) {
+    if json {
+        eprint!("{table}");
+    } else {
+        print!("{table}");
+    }
+    match serde_json::to_string(report) {
+        Ok(line) => println!("{line}"),
+        Err(e) => eprintln!("chat-load: the report did not serialize: {e}"),
+    }
+}
+
+fn setup_failed(e: &Error) -> ExitCode {
+    // reqwest and tungstenite keep the telling part ("connection refused") in sources.
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    eprintln!("chat-load: {message}");
+    ExitCode::from(2)
 }

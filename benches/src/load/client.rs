@@ -20,6 +20,15 @@ use super::stats::{parse_stamp, unix_micros, Tally};
 /// Errors of setup steps, reported to the user as text.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// Every generated user gets this password (API.md: 8 characters or more).
+pub const PASSWORD: &str = "load-generator-password";
+
+/// Eight hex digits that keep one run's users (`load-<run id>-...`) apart from earlier runs' on
+/// the same server.
+pub fn run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
+}
+
 /// A server that does not accept a TCP connection within this time is not going to.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The server sends `ready` right after the upgrade; waiting longer means it is stuck.
@@ -82,6 +91,16 @@ impl Api {
             http,
             base: base.trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// The HTTP client, for requests this module has no method for.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The absolute URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     async fn post<T: DeserializeOwned>(

@@ -10,11 +10,9 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{sleep_until, Instant};
 
-use super::client::{ws_url, Api, Error, Subscriber, User};
+use super::client::{run_id, ws_url, Api, Error, Subscriber, User, PASSWORD};
 use super::stats::{stamp, status_mib, unix_micros, Report, SendTally, ServerMemory, Shape, Tally};
 
-/// Every generated user gets this password (API.md: 8 characters or more).
-const PASSWORD: &str = "load-generator-password";
 /// Registering and logging in hash a password (argon2) each; the server caps how many it hashes
 /// at once, so more requests in parallel would only queue there.
 const SETUP_CONCURRENCY: usize = 8;
@@ -61,7 +59,7 @@ pub async fn run(plan: &Plan) -> Result<Report, Error> {
     ws_url(&plan.send_url)?;
     let recv_ws = ws_url(&plan.recv_url)?;
     let api = Api::new(&plan.send_url, plan.concurrency, plan.grace)?;
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let run_id = run_id();
     let setup_started = Instant::now();
     let (sender, room, subscribers) = setup(plan, &recv_ws, &run_id).await?;
     eprintln!(
