@@ -26,6 +26,8 @@ use crate::State;
 /// Close codes the server uses.
 mod close {
     pub(super) const GOING_AWAY: u16 = 1001;
+    pub(super) const PROTOCOL_ERROR: u16 = 1002;
+    pub(super) const INVALID_DATA: u16 = 1007;
     pub(super) const POLICY: u16 = 1008;
     pub(super) const TOO_BIG: u16 = 1009;
     pub(super) const INTERNAL: u16 = 1011;
@@ -278,10 +280,20 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
             incoming = rx.next() => match incoming {
                 None => break None,
                 Some(Err(e)) => {
-                    // tungstenite reports an over-long frame or message as a capacity error.
+                    // tungstenite reports an over-long frame or message as a capacity error,
+                    // text that is not UTF-8 as an encoding error and broken framing as a
+                    // protocol error; RFC 6455 (7.1.7, 7.4.1) has the server say which before
+                    // it hangs up. (A client that hangs up without a close frame is a protocol
+                    // error too; the close then finds the connection gone, which is harmless.)
                     let text = e.to_string();
                     if text.contains("Space limit exceeded") || text.contains("too long") {
                         break Some((close::TOO_BIG, "frame too large"));
+                    }
+                    if text.contains("UTF-8") {
+                        break Some((close::INVALID_DATA, "text must be UTF-8"));
+                    }
+                    if text.contains("protocol error") {
+                        break Some((close::PROTOCOL_ERROR, "protocol error"));
                     }
                     break None;
                 }
