@@ -17,8 +17,11 @@ pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(|w| {
+            // Lowercasing can add marks that are not alphanumeric (İ becomes i and a combining
+            // dot): they are dropped, so every word stays letters and digits only.
             w.chars()
                 .flat_map(char::to_lowercase)
+                .filter(|c| c.is_alphanumeric())
                 .take(MAX_WORD_CHARS)
                 .collect()
         })

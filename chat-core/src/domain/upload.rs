@@ -27,7 +27,10 @@ impl FileName {
             }
             name.push(c);
         }
-        let name = name.trim().trim_start_matches('.').trim();
+        // Leading dots and blanks together: ". .." must not survive as "..".
+        let name = name
+            .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+            .trim_end();
         if name.is_empty() {
             FileName("file".into())
         } else {
