@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    micros, Appended, Attachment, ClientId, Credentials, Cursor, Emoji, HistoryAnchor, HistoryPage,
-    Member, Membership, MembershipView, Message, MessageEdit, MessageId, NewMessage, NewRoom,
-    Reaction, ReactionChange, ReactionEdit, Rev, Role, Room, RoomId, RoomKind, RoomListItem,
-    RoomPatch, RoomPosition, SearchQuery, Seq, SettingsPatch, ThreadSummary, Upload, UploadId,
-    User, UserId, UserPatch, Visibility,
+    micros, Appended, Attachment, ClientId, Credentials, Cursor, Emoji, ExternalId, HistoryAnchor,
+    HistoryPage, Member, Membership, MembershipView, Message, MessageEdit, MessageId, NewMessage,
+    NewRoom, Reaction, ReactionChange, ReactionEdit, Rev, Role, Room, RoomId, RoomKind,
+    RoomListItem, RoomPatch, RoomPosition, SearchQuery, Seq, SettingsPatch, ThreadSummary, Upload,
+    UploadId, User, UserId, UserPatch, Visibility,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -30,6 +30,7 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<UserId, StoredUser>,
+    external_users: HashMap<ExternalId, UserId>,
     sessions: HashMap<crate::domain::SessionId, AuthSession>,
     rooms: HashMap<RoomId, StoredRoom>,
     direct_pairs: HashMap<(UserId, UserId), RoomId>,
@@ -348,6 +349,39 @@ impl UserStore for MemoryStore {
             stored.user.email = email.clone();
         }
         Ok(stored.user.clone())
+    }
+
+    async fn external_user(&self, id: &ExternalId) -> Result<Option<User>, StoreError> {
+        let s = self.lock();
+        Ok(s.external_users
+            .get(id)
+            .and_then(|user| s.users.get(user))
+            .map(|u| u.user.clone()))
+    }
+
+    async fn provision_external_user(
+        &self,
+        id: &ExternalId,
+        user: &User,
+    ) -> Result<User, StoreError> {
+        let mut s = self.lock();
+        if let Some(existing) = s.external_users.get(id).and_then(|u| s.users.get(u)) {
+            return Ok(existing.user.clone());
+        }
+        if s.username_taken(&user.username.key(), None) {
+            return Err(StoreError::Conflict {
+                constraint: constraint::USERNAME,
+            });
+        }
+        s.users.insert(
+            user.id,
+            StoredUser {
+                user: user.clone(),
+                password_hash: String::new(),
+            },
+        );
+        s.external_users.insert(id.clone(), user.id);
+        Ok(user.clone())
     }
 }
 

@@ -40,6 +40,30 @@ pub struct Config {
     /// Access-token lifetime in seconds.
     #[arg(long, env = "CHAT_JWT_TTL_SECS", default_value_t = 3600)]
     pub jwt_ttl_secs: i64,
+    /// The `aud` claim of issued tokens, then required on presented ones; default: none.
+    #[arg(long, env = "CHAT_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Accept a host application's HS256 tokens signed with this secret (at least 32 bytes).
+    #[arg(
+        long,
+        env = "CHAT_HOST_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "host_jwt_public_key"
+    )]
+    pub host_jwt_secret: Option<String>,
+    /// Accept a host application's tokens signed by the private half of this PEM public key
+    /// file (RSA: RS256, EC P-256: ES256, Ed25519: EdDSA).
+    #[arg(long, env = "CHAT_HOST_JWT_PUBLIC_KEY")]
+    pub host_jwt_public_key: Option<PathBuf>,
+    /// The algorithm of the host's tokens when not the one its key implies (RS512, ES384, ...).
+    #[arg(long, env = "CHAT_HOST_JWT_ALGORITHM")]
+    pub host_jwt_algorithm: Option<String>,
+    /// The `iss` the host's tokens must carry; required with a host secret or key.
+    #[arg(long, env = "CHAT_HOST_JWT_ISSUER")]
+    pub host_jwt_issuer: Option<String>,
+    /// The `aud` the host's tokens must carry; default: not checked.
+    #[arg(long, env = "CHAT_HOST_JWT_AUDIENCE")]
+    pub host_jwt_audience: Option<String>,
     /// Longest message body in characters.
     #[arg(long, env = "CHAT_MAX_MESSAGE_CHARS", default_value_t = 4000)]
     pub max_message_chars: usize,
@@ -135,6 +159,15 @@ impl std::fmt::Debug for Config {
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_ttl_secs", &self.jwt_ttl_secs)
+            .field("jwt_audience", &self.jwt_audience)
+            .field(
+                "host_jwt_secret",
+                &self.host_jwt_secret.as_ref().map(|_| "***"),
+            )
+            .field("host_jwt_public_key", &self.host_jwt_public_key)
+            .field("host_jwt_algorithm", &self.host_jwt_algorithm)
+            .field("host_jwt_issuer", &self.host_jwt_issuer)
+            .field("host_jwt_audience", &self.host_jwt_audience)
             .field("max_message_chars", &self.max_message_chars)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("ws_queue", &self.ws_queue)

@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_core::auth::host::{HostKey, HostTokens};
 use chat_core::auth::TokenIssuer;
 use chat_core::blobs::FsBlobStore;
 use chat_core::engine::Limits;
@@ -216,6 +217,51 @@ impl RunningServer {
     }
 }
 
+/// The host application's token settings, if any; a half-configured host is an error, not a
+/// silently refused token later.
+fn host_tokens(config: &Config) -> Result<Option<HostTokens>, StartError> {
+    let bad = |e: String| StartError::Config(e);
+    let key = match (&config.host_jwt_secret, &config.host_jwt_public_key) {
+        (Some(secret), None) => HostKey::Secret(secret.as_bytes().to_vec()),
+        (None, Some(path)) => HostKey::PublicKeyPem(
+            std::fs::read(path)
+                .map_err(|e| bad(format!("CHAT_HOST_JWT_PUBLIC_KEY: {}: {e}", path.display())))?,
+        ),
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "CHAT_HOST_JWT_SECRET and CHAT_HOST_JWT_PUBLIC_KEY: set one, not both".into(),
+            ))
+        }
+        (None, None) => {
+            let dangling = [
+                ("CHAT_HOST_JWT_ISSUER", config.host_jwt_issuer.is_some()),
+                (
+                    "CHAT_HOST_JWT_ALGORITHM",
+                    config.host_jwt_algorithm.is_some(),
+                ),
+                ("CHAT_HOST_JWT_AUDIENCE", config.host_jwt_audience.is_some()),
+            ];
+            return match dangling.iter().find(|(_, set)| *set) {
+                Some((name, _)) => Err(bad(format!(
+                    "{name} needs CHAT_HOST_JWT_SECRET or CHAT_HOST_JWT_PUBLIC_KEY"
+                ))),
+                None => Ok(None),
+            };
+        }
+    };
+    let issuer = config.host_jwt_issuer.as_deref().ok_or_else(|| {
+        bad("CHAT_HOST_JWT_ISSUER: required with a host secret or public key".into())
+    })?;
+    HostTokens::new(
+        key,
+        config.host_jwt_algorithm.as_deref(),
+        issuer,
+        config.host_jwt_audience.as_deref(),
+    )
+    .map(Some)
+    .map_err(|e| bad(format!("host tokens: {e}")))
+}
+
 /// Whether `origin` is a browser origin, `http(s)://host[:port]` (what CORS and the WebSocket
 /// `Origin` check compare against).
 fn valid_origin(origin: &str) -> bool {
@@ -244,8 +290,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         Some(secret) => secret.clone(),
         None => secret::load_or_create(&config.data_dir)?,
     };
-    let tokens = TokenIssuer::new(secret.as_bytes(), &config.jwt_issuer, config.jwt_ttl_secs)
+    let mut tokens = TokenIssuer::new(secret.as_bytes(), &config.jwt_issuer, config.jwt_ttl_secs)
         .map_err(|e| StartError::Config(e.to_string()))?;
+    if let Some(audience) = &config.jwt_audience {
+        tokens = tokens.with_audience(audience);
+    }
     let limits = Limits {
         max_message_chars: config.max_message_chars,
         max_rooms_per_user: config.max_rooms_per_user,
@@ -267,6 +316,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .node(node)
         .tokens(tokens)
         .limits(limits);
+    if let Some(host) = host_tokens(&config)? {
+        builder = builder.host_tokens(host);
+    }
     if let Some(notifier) = notifier {
         builder = builder.notifier(notifier);
     }

@@ -1,16 +1,18 @@
 //! Users and their credentials.
 
 use async_trait::async_trait;
-use chat_core::domain::{Credentials, DisplayName, Email, User, UserId, UserPatch, Username};
+use chat_core::domain::{
+    Credentials, DisplayName, Email, ExternalId, User, UserId, UserPatch, Username,
+};
 use chat_core::ports::UserStore;
 use chat_core::StoreError;
-use sea_query::{Expr, Query, SelectStatement, SimpleExpr};
+use sea_query::{Expr, InsertStatement, OnConflict, Query, SelectStatement, SimpleExpr};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{corrupt, db};
 use crate::query::{execute, fetch_all, fetch_optional, like_literal};
-use crate::schema::Users;
+use crate::schema::{ExternalUsers, Users};
 use crate::store::PgStore;
 
 /// The columns of a [`UserRow`], in the `users` table.
@@ -75,35 +77,55 @@ fn select_users() -> SelectStatement {
         .to_owned()
 }
 
+/// The statement that stores `user` with its hash (empty: no password).
+fn insert_user(user: &User, password_hash: &str) -> Result<InsertStatement, StoreError> {
+    Ok(Query::insert()
+        .into_table(Users::Table)
+        .columns([
+            Users::Id,
+            Users::Username,
+            Users::UsernameKey,
+            Users::DisplayName,
+            Users::Email,
+            Users::EmailKey,
+            Users::PasswordHash,
+            Users::CreatedAt,
+        ])
+        .values([
+            user.id.0.into(),
+            user.username.as_str().into(),
+            user.username.key().into(),
+            user.display_name.as_str().into(),
+            user.email.as_ref().map(Email::as_str).into(),
+            user.email.as_ref().map(Email::key).into(),
+            password_hash.into(),
+            user.created_at.into(),
+        ])
+        .map_err(StoreError::backend)?
+        .to_owned())
+}
+
+/// The user provisioned for `id`.
+fn select_external(id: &ExternalId) -> SelectStatement {
+    select_users()
+        .inner_join(
+            ExternalUsers::Table,
+            Expr::col((ExternalUsers::Table, ExternalUsers::UserId))
+                .equals((Users::Table, Users::Id)),
+        )
+        .and_where(Expr::col((ExternalUsers::Table, ExternalUsers::Issuer)).eq(id.issuer.as_str()))
+        .and_where(
+            Expr::col((ExternalUsers::Table, ExternalUsers::Subject)).eq(id.subject.as_str()),
+        )
+        .to_owned()
+}
+
 #[async_trait]
 impl UserStore for PgStore {
     #[tracing::instrument(name = "db.user.create", skip_all, err)]
     async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
         // One statement: the unique keys decide, and the violated one names the conflict.
-        let insert = Query::insert()
-            .into_table(Users::Table)
-            .columns([
-                Users::Id,
-                Users::Username,
-                Users::UsernameKey,
-                Users::DisplayName,
-                Users::Email,
-                Users::EmailKey,
-                Users::PasswordHash,
-                Users::CreatedAt,
-            ])
-            .values([
-                user.id.0.into(),
-                user.username.as_str().into(),
-                user.username.key().into(),
-                user.display_name.as_str().into(),
-                user.email.as_ref().map(Email::as_str).into(),
-                user.email.as_ref().map(Email::key).into(),
-                password_hash.into(),
-                user.created_at.into(),
-            ])
-            .map_err(StoreError::backend)?
-            .to_owned();
+        let insert = insert_user(user, password_hash)?;
         execute(&self.pool, &insert).await.map_err(db)?;
         Ok(())
     }
@@ -188,6 +210,58 @@ impl UserStore for PgStore {
             fetch_optional(&self.pool, &update).await.map_err(db)?
         };
         row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    #[tracing::instrument(name = "db.user.external", skip_all, err)]
+    async fn external_user(&self, id: &ExternalId) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = fetch_optional(&self.pool, &select_external(id))
+            .await
+            .map_err(db)?;
+        row.map(User::try_from).transpose()
+    }
+
+    #[tracing::instrument(name = "db.user.provision_external", skip_all, err)]
+    async fn provision_external_user(
+        &self,
+        id: &ExternalId,
+        user: &User,
+    ) -> Result<User, StoreError> {
+        if let Some(existing) = self.external_user(id).await? {
+            return Ok(existing);
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        execute(&mut *tx, &insert_user(user, "")?)
+            .await
+            .map_err(db)?;
+        // Two nodes provisioning the same subject at once: the primary key lets one link
+        // through; the other rolls its user back and returns the winner's.
+        let link = Query::insert()
+            .into_table(ExternalUsers::Table)
+            .columns([
+                ExternalUsers::Issuer,
+                ExternalUsers::Subject,
+                ExternalUsers::UserId,
+            ])
+            .values([
+                id.issuer.as_str().into(),
+                id.subject.as_str().into(),
+                user.id.0.into(),
+            ])
+            .map_err(StoreError::backend)?
+            .on_conflict(
+                OnConflict::columns([ExternalUsers::Issuer, ExternalUsers::Subject])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .returning_col(ExternalUsers::UserId)
+            .to_owned();
+        let linked: Option<(Uuid,)> = fetch_optional(&mut *tx, &link).await.map_err(db)?;
+        if linked.is_some() {
+            tx.commit().await.map_err(db)?;
+            return Ok(user.clone());
+        }
+        tx.rollback().await.map_err(db)?;
+        self.external_user(id).await?.ok_or(StoreError::NotFound)
     }
 }
 

@@ -16,6 +16,14 @@ pub(crate) enum Users {
 }
 
 #[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum ExternalUsers {
+    Table,
+    Issuer,
+    Subject,
+    UserId,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
 pub(crate) enum AuthSessions {
     Table,
     Id,

@@ -2,17 +2,18 @@
 
 use async_trait::async_trait;
 use chat_core::domain::{
-    from_micros, micros, Credentials, DisplayName, Email, User, UserId, UserPatch, Username,
+    from_micros, micros, Credentials, DisplayName, Email, ExternalId, User, UserId, UserPatch,
+    Username,
 };
 use chat_core::ports::{constraint, UserStore};
 use chat_core::StoreError;
-use sea_query::{Expr, Query, SelectStatement, SimpleExpr};
+use sea_query::{Expr, InsertStatement, Query, SelectStatement, SimpleExpr};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use crate::error::{corrupt, db, db_on};
 use crate::query::{execute, fetch_all, fetch_optional, like_literal};
-use crate::schema::Users;
+use crate::schema::{ExternalUsers, Users};
 use crate::store::SqliteStore;
 
 /// The columns of a [`UserRow`], in the `users` table.
@@ -95,6 +96,49 @@ async fn holder_of(
     Ok(row.map(|(id,)| id))
 }
 
+/// The statement that stores `user` with its hash (empty: no password).
+fn insert_user(user: &User, password_hash: &str) -> Result<InsertStatement, StoreError> {
+    Ok(Query::insert()
+        .into_table(Users::Table)
+        .columns([
+            Users::Id,
+            Users::Username,
+            Users::UsernameKey,
+            Users::DisplayName,
+            Users::Email,
+            Users::EmailKey,
+            Users::PasswordHash,
+            Users::CreatedAt,
+        ])
+        .values([
+            user.id.0.into(),
+            user.username.as_str().into(),
+            user.username.key().into(),
+            user.display_name.as_str().into(),
+            user.email.as_ref().map(Email::as_str).into(),
+            user.email.as_ref().map(Email::key).into(),
+            password_hash.into(),
+            micros(user.created_at).into(),
+        ])
+        .map_err(StoreError::backend)?
+        .to_owned())
+}
+
+/// The user provisioned for `id`.
+fn select_external(id: &ExternalId) -> SelectStatement {
+    select_users()
+        .inner_join(
+            ExternalUsers::Table,
+            Expr::col((ExternalUsers::Table, ExternalUsers::UserId))
+                .equals((Users::Table, Users::Id)),
+        )
+        .and_where(Expr::col((ExternalUsers::Table, ExternalUsers::Issuer)).eq(id.issuer.as_str()))
+        .and_where(
+            Expr::col((ExternalUsers::Table, ExternalUsers::Subject)).eq(id.subject.as_str()),
+        )
+        .to_owned()
+}
+
 #[async_trait]
 impl UserStore for SqliteStore {
     #[tracing::instrument(name = "db.user.create", skip_all, err)]
@@ -120,30 +164,7 @@ impl UserStore for SqliteStore {
                 });
             }
         }
-        let insert = Query::insert()
-            .into_table(Users::Table)
-            .columns([
-                Users::Id,
-                Users::Username,
-                Users::UsernameKey,
-                Users::DisplayName,
-                Users::Email,
-                Users::EmailKey,
-                Users::PasswordHash,
-                Users::CreatedAt,
-            ])
-            .values([
-                user.id.0.into(),
-                user.username.as_str().into(),
-                username_key.into(),
-                user.display_name.as_str().into(),
-                user.email.as_ref().map(Email::as_str).into(),
-                email_key.into(),
-                password_hash.into(),
-                micros(user.created_at).into(),
-            ])
-            .map_err(StoreError::backend)?
-            .to_owned();
+        let insert = insert_user(user, password_hash)?;
         // Both keys were checked above under the write lock; only the username can be named
         // should the index still object.
         execute(&mut *tx, &insert)
@@ -248,5 +269,56 @@ impl UserStore for SqliteStore {
         let user = row.ok_or(StoreError::NotFound)?.try_into()?;
         tx.commit().await.map_err(db)?;
         Ok(user)
+    }
+
+    #[tracing::instrument(name = "db.user.external", skip_all, err)]
+    async fn external_user(&self, id: &ExternalId) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = fetch_optional(&self.reader, &select_external(id))
+            .await
+            .map_err(db)?;
+        row.map(User::try_from).transpose()
+    }
+
+    #[tracing::instrument(name = "db.user.provision_external", skip_all, err)]
+    async fn provision_external_user(
+        &self,
+        id: &ExternalId,
+        user: &User,
+    ) -> Result<User, StoreError> {
+        let mut tx = self.write().await?;
+        let existing: Option<UserRow> = fetch_optional(&mut *tx, &select_external(id))
+            .await
+            .map_err(db)?;
+        if let Some(row) = existing {
+            return row.try_into();
+        }
+        if holder_of(&mut tx, Users::UsernameKey, &user.username.key(), None)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::Conflict {
+                constraint: constraint::USERNAME,
+            });
+        }
+        execute(&mut *tx, &insert_user(user, "")?)
+            .await
+            .map_err(db_on(constraint::USERNAME))?;
+        let link = Query::insert()
+            .into_table(ExternalUsers::Table)
+            .columns([
+                ExternalUsers::Issuer,
+                ExternalUsers::Subject,
+                ExternalUsers::UserId,
+            ])
+            .values([
+                id.issuer.as_str().into(),
+                id.subject.as_str().into(),
+                user.id.0.into(),
+            ])
+            .map_err(StoreError::backend)?
+            .to_owned();
+        execute(&mut *tx, &link).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(user.clone())
     }
 }

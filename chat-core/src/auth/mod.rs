@@ -1,5 +1,7 @@
 //! Passwords (argon2id, hashed off the async runtime under a concurrency cap) and access tokens
-//! (JWT, HS256, pinned).
+//! (JWT, HS256, pinned); [`host`] verifies the tokens of a host application.
+
+pub mod host;
 
 use std::sync::{Arc, Mutex};
 
@@ -209,6 +211,9 @@ pub struct Claims {
     /// The sign-in session it belongs to (absent on tokens issued by a host application).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The audience, when one is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 /// Who an access token speaks for.
@@ -224,7 +229,8 @@ pub struct Identity {
 pub const MIN_SECRET_BYTES: usize = 32;
 
 /// Issues and verifies HS256 access tokens. The algorithm is pinned (a token naming another is
-/// refused), `exp`, `iat`, `iss` and `sub` are required, and the leeway is explicit.
+/// refused), `exp`, `iat`, `iss` and `sub` are required (`aud` too once an audience is set), and
+/// the leeway is explicit.
 #[derive(Clone)]
 pub struct TokenIssuer {
     /// Signs upload links: derived from the secret, so every node that shares the secret
@@ -234,6 +240,7 @@ pub struct TokenIssuer {
     decoding: DecodingKey,
     validation: Validation,
     issuer: String,
+    audience: Option<String>,
     ttl_secs: i64,
 }
 
@@ -255,6 +262,12 @@ pub enum TokenConfigError {
     /// The lifetime is not positive.
     #[error("the token lifetime must be at least one second")]
     BadTtl,
+    /// No issuer was named.
+    #[error("the token issuer must not be empty")]
+    NoIssuer,
+    /// The key cannot verify tokens.
+    #[error("the token key is unusable: {0}")]
+    BadKey(String),
 }
 
 impl TokenIssuer {
@@ -269,9 +282,13 @@ impl TokenIssuer {
         if ttl_secs < 1 {
             return Err(TokenConfigError::BadTtl);
         }
+        if issuer.is_empty() {
+            return Err(TokenConfigError::NoIssuer);
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+        validation.validate_aud = false;
         validation.leeway = Self::LEEWAY_SECS;
         validation.validate_exp = true;
         Ok(TokenIssuer {
@@ -280,8 +297,19 @@ impl TokenIssuer {
             decoding: DecodingKey::from_secret(secret),
             validation,
             issuer: issuer.to_owned(),
+            audience: None,
             ttl_secs,
         })
+    }
+
+    /// Issues tokens for `audience` and accepts only tokens that name it in `aud`.
+    pub fn with_audience(mut self, audience: &str) -> Self {
+        self.validation.set_audience(&[audience]);
+        self.validation.validate_aud = true;
+        self.validation
+            .set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);
+        self.audience = Some(audience.to_owned());
+        self
     }
 
     /// How long issued tokens live, in seconds.
@@ -304,6 +332,7 @@ impl TokenIssuer {
             iss: self.issuer.clone(),
             jti: Uuid::new_v4().to_string(),
             sid: session.map(|s| s.to_string()),
+            aud: self.audience.clone(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
             tracing::error!(error = %e, "signing a token failed");
@@ -443,6 +472,7 @@ mod tests {
             iss: "chat-server".into(),
             jti: "x".into(),
             sid: None,
+            aud: None,
         };
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),

@@ -20,7 +20,7 @@ pub use room::{
 };
 pub use search::SearchQuery;
 pub use upload::{FileName, FileType, Upload};
-pub use user::{Credentials, DisplayName, Email, Password, User, UserPatch, Username};
+pub use user::{Credentials, DisplayName, Email, ExternalId, Password, User, UserPatch, Username};
 
 #[cfg(test)]
 mod tests {

@@ -207,8 +207,19 @@ impl User {
 pub struct Credentials {
     /// The user.
     pub user: User,
-    /// The argon2 PHC string.
+    /// The argon2 PHC string; empty for a user provisioned from a host application's token,
+    /// who has no password here.
     pub password_hash: String,
+}
+
+/// A user as a host application's tokens name them: the token's issuer and subject. A user
+/// provisioned from such a token is found again by this pair, whatever name they got here.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ExternalId {
+    /// The `iss` claim.
+    pub issuer: String,
+    /// The `sub` claim.
+    pub subject: String,
 }
 
 /// A change to a user's profile; `None` leaves a field as it is.

@@ -6,7 +6,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use time::Duration;
 
 use super::ChatEngine;
-use crate::auth::{new_opaque_token, opaque_token_hash, Identity};
+use sha2::{Digest, Sha256};
+
+use crate::auth::host::HostUser;
+use crate::auth::{hex, new_opaque_token, opaque_token_hash, Identity};
 use crate::domain::{
     DisplayName, Email, PageSize, Password, SessionId, User, UserId, UserPatch, Username,
 };
@@ -208,13 +211,12 @@ impl ChatEngine {
         } else {
             inner.store().credentials(login.trim()).await?
         };
-        let ok = inner
-            .hasher
-            .verify(
-                password,
-                credentials.as_ref().map(|c| c.password_hash.as_str()),
-            )
-            .await?;
+        // A user provisioned from a host's token has no password: they fail like a stranger.
+        let hash = credentials
+            .as_ref()
+            .map(|c| c.password_hash.as_str())
+            .filter(|hash| !hash.is_empty());
+        let ok = inner.hasher.verify(password, hash).await?;
         let Some(credentials) = credentials.filter(|_| ok) else {
             if let Some(limiter) = &inner.failed_logins {
                 for key in keys.iter().flatten() {
@@ -277,13 +279,70 @@ impl ChatEngine {
         })
     }
 
-    /// Verifies an access token and that its user still exists.
+    /// Verifies an access token and that its user still exists. With host tokens configured,
+    /// a token this engine did not issue may be the host's: its user is found, or provisioned
+    /// on first use.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, ChatError> {
-        let identity = self.inner.tokens.verify(token)?;
+        let identity = match (self.inner.tokens.verify(token), &self.inner.host_tokens) {
+            (Ok(identity), _) => identity,
+            (Err(_), Some(host)) => return self.host_user(host.verify(token)?).await,
+            (Err(e), None) => return Err(e),
+        };
         match self.inner.store().user(identity.user).await? {
             Some(_) => Ok(identity),
             None => Err(ChatError::Unauthorized),
         }
+    }
+
+    /// The user a host token names, provisioned on first use: the username is the token's
+    /// `preferred_username` when valid and free, else one derived from issuer and subject,
+    /// else a random one; the display name is `name` when valid, else the username.
+    async fn host_user(&self, host: HostUser) -> Result<Identity, ChatError> {
+        let inner = &self.inner;
+        let identity = |user: User| Identity {
+            user: user.id,
+            session: None,
+        };
+        if let Some(user) = inner.store().external_user(&host.id).await? {
+            return Ok(identity(user));
+        }
+        let digest = hex(&Sha256::digest(
+            format!("{}\0{}", host.id.issuer, host.id.subject).as_bytes(),
+        ));
+        let candidates = [
+            host.preferred_username.clone(),
+            Some(format!("user-{}", &digest[..12])),
+            Some(format!(
+                "user-{}",
+                &inner.ids.new_id().simple().to_string()[..20]
+            )),
+        ];
+        for username in candidates
+            .iter()
+            .flatten()
+            .filter_map(|name| Username::parse(name).ok())
+        {
+            let display_name = host
+                .name
+                .as_deref()
+                .and_then(|name| DisplayName::parse(name).ok())
+                .or_else(|| DisplayName::parse(username.as_str()).ok())
+                .ok_or(ChatError::Internal)?;
+            let user = User {
+                id: UserId(inner.ids.new_id()),
+                username,
+                display_name,
+                email: None,
+                created_at: inner.clock.now(),
+            };
+            match inner.store().provision_external_user(&host.id, &user).await {
+                Ok(user) => return Ok(identity(user)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::warn!("no free username for a host application's user");
+        Err(ChatError::Conflict("no username is free for this account"))
     }
 
     /// The caller's own account, with email.

@@ -17,6 +17,7 @@ mod uploads;
 
 use std::sync::Arc;
 
+use crate::auth::host::HostTokens;
 use crate::auth::{PasswordHasher, TokenConfigError, TokenIssuer};
 use crate::clock::{random_bytes, Clock, IdGenerator, RandomIds, SystemClock};
 use crate::domain::{Membership, Room, RoomId, UserId, Visibility};
@@ -120,6 +121,7 @@ struct Inner {
     ids: Arc<dyn IdGenerator>,
     hasher: PasswordHasher,
     tokens: TokenIssuer,
+    host_tokens: Option<HostTokens>,
     limits: Limits,
     node: NodeId,
     typing: typing::TypingState,
@@ -136,6 +138,7 @@ pub struct ChatEngineBuilder {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     tokens: Option<TokenIssuer>,
+    host_tokens: Option<HostTokens>,
     limits: Limits,
     node: Option<NodeId>,
 }
@@ -180,6 +183,13 @@ impl ChatEngineBuilder {
         self
     }
 
+    /// Also accept the access tokens of a host application (default: none); their users are
+    /// provisioned on first use.
+    pub fn host_tokens(mut self, host_tokens: HostTokens) -> Self {
+        self.host_tokens = Some(host_tokens);
+        self
+    }
+
     /// The limits (default: [`Limits::default`]).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -221,6 +231,7 @@ impl ChatEngineBuilder {
                 node,
                 ids: self.ids,
                 tokens,
+                host_tokens: self.host_tokens,
                 limits: self.limits,
                 typing: typing::TypingState::default(),
                 sends,
@@ -245,6 +256,7 @@ impl ChatEngine {
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
             tokens: None,
+            host_tokens: None,
             limits: Limits::default(),
             node: None,
         }

@@ -6,10 +6,10 @@ use std::fmt::Debug;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Appended, Credentials, Cursor, Emoji, HistoryAnchor, HistoryPage, Member, Membership, Message,
-    MessageEdit, MessageId, NewMessage, NewRoom, ReactionChange, ReactionEdit, Rev, Role, Room,
-    RoomId, RoomListItem, RoomPatch, RoomPosition, SearchQuery, Seq, SessionId, SettingsPatch,
-    User, UserId, UserPatch,
+    Appended, Credentials, Cursor, Emoji, ExternalId, HistoryAnchor, HistoryPage, Member,
+    Membership, Message, MessageEdit, MessageId, NewMessage, NewRoom, ReactionChange, ReactionEdit,
+    Rev, Role, Room, RoomId, RoomListItem, RoomPatch, RoomPosition, SearchQuery, Seq, SessionId,
+    SettingsPatch, User, UserId, UserPatch,
 };
 use crate::error::StoreError;
 use crate::ports::{PresenceStore, ReceiptStore, TicketStore, UploadStore};
@@ -59,6 +59,16 @@ pub trait UserStore: Send + Sync + Debug {
     ) -> Result<Vec<User>, StoreError>;
     /// Applies a profile change; `NotFound` for an unknown user, `Conflict` on a taken email.
     async fn update_user(&self, id: UserId, patch: &UserPatch) -> Result<User, StoreError>;
+    /// The user provisioned for a host application's `id`.
+    async fn external_user(&self, id: &ExternalId) -> Result<Option<User>, StoreError>;
+    /// Stores `user`, who has no password, as the one for `id`, and returns it; when `id`
+    /// already has a user (another request provisioned it first) returns that one and stores
+    /// nothing. `Conflict` on [`constraint::USERNAME`] when someone else has the username.
+    async fn provision_external_user(
+        &self,
+        id: &ExternalId,
+        user: &User,
+    ) -> Result<User, StoreError>;
 }
 
 /// Sign-in sessions and their rotating refresh tokens.

@@ -16,9 +16,9 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::domain::{
-    ClientId, Cursor, DisplayName, Email, HistoryAnchor, MessageBody, MessageId, MessageKind,
-    NewMessage, NewRoom, Rev, Role, RoomId, RoomKind, RoomName, RoomPatch, Seq, SessionId,
-    SettingsPatch, Topic, User, UserId, UserPatch, Username, Visibility,
+    ClientId, Cursor, DisplayName, Email, ExternalId, HistoryAnchor, MessageBody, MessageId,
+    MessageKind, NewMessage, NewRoom, Rev, Role, RoomId, RoomKind, RoomName, RoomPatch, Seq,
+    SessionId, SettingsPatch, Topic, User, UserId, UserPatch, Username, Visibility,
 };
 use crate::error::StoreError;
 use crate::ports::{constraint, AuthSession, NodeId, Store};
@@ -38,6 +38,8 @@ macro_rules! store_conformance_tests {
             users_are_created_and_found,
             usernames_and_emails_are_unique_case_insensitively,
             users_are_updated,
+            external_users_are_provisioned_once,
+            concurrent_provisioning_makes_one_user,
             refresh_tokens_rotate_once,
             rooms_are_created_with_their_members,
             room_creation_with_an_unknown_member_writes_nothing,
@@ -294,6 +296,84 @@ pub async fn usernames_and_emails_are_unique_case_insensitively(store: Arc<dyn S
         other => panic!("expected email conflict, got {other:?}"),
     }
     assert!(store.credentials("bob").await.unwrap().is_none());
+}
+
+fn external(subject: &str) -> ExternalId {
+    ExternalId {
+        issuer: "https://host.example".into(),
+        subject: subject.into(),
+    }
+}
+
+/// A host's subject gets one user, found again by issuer and subject, with no password; a
+/// taken username is a conflict that stores nothing.
+pub async fn external_users_are_provisioned_once(store: Arc<dyn Store>) {
+    add_user(&store, "alice").await;
+    let id = external("42");
+    assert_eq!(store.external_user(&id).await.unwrap(), None);
+    let mut taken = new_user("ALICE");
+    taken.email = None;
+    match store.provision_external_user(&id, &taken).await {
+        Err(StoreError::Conflict { constraint: c }) => assert_eq!(c, constraint::USERNAME),
+        other => panic!("expected a username conflict, got {other:?}"),
+    }
+    assert_eq!(store.external_user(&id).await.unwrap(), None);
+    assert_eq!(store.user(taken.id).await.unwrap(), None);
+
+    let mut carol = new_user("carol");
+    carol.email = None;
+    assert_eq!(
+        store.provision_external_user(&id, &carol).await.unwrap(),
+        carol
+    );
+    assert_eq!(store.external_user(&id).await.unwrap(), Some(carol.clone()));
+    assert_eq!(store.user(carol.id).await.unwrap(), Some(carol.clone()));
+    // Another provisioning of the same subject returns the first user and stores nothing.
+    let mut again = new_user("carol2");
+    again.email = None;
+    assert_eq!(
+        store.provision_external_user(&id, &again).await.unwrap(),
+        carol
+    );
+    assert_eq!(store.user(again.id).await.unwrap(), None);
+    // The same subject from another issuer is someone else.
+    let other = ExternalId {
+        issuer: "https://other.example".into(),
+        subject: "42".into(),
+    };
+    assert_eq!(store.external_user(&other).await.unwrap(), None);
+    let creds = store.credentials("carol").await.unwrap().expect("carol");
+    assert_eq!(
+        creds.password_hash, "",
+        "a provisioned user has no password"
+    );
+}
+
+/// Many first uses of one subject at once make exactly one user.
+pub async fn concurrent_provisioning_makes_one_user(store: Arc<dyn Store>) {
+    let id = external("7");
+    let attempts = (0..8).map(|i| {
+        let store = store.clone();
+        let id = id.clone();
+        async move {
+            let mut user = new_user(&format!("dave{i}"));
+            user.email = None;
+            store.provision_external_user(&id, &user).await
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let ids: std::collections::HashSet<UserId> = results
+        .into_iter()
+        .map(|r| r.expect("every attempt returns the user").id)
+        .collect();
+    assert_eq!(ids.len(), 1, "one user for the subject");
+    let winner = *ids.iter().next().unwrap();
+    assert_eq!(
+        store.external_user(&id).await.unwrap().map(|u| u.id),
+        Some(winner)
+    );
+    let made = store.search_users("dave", None, 50).await.unwrap();
+    assert_eq!(made.len(), 1, "the losers' users were not kept: {made:?}");
 }
 
 /// Profile changes apply, clear the email, and refuse a taken email.

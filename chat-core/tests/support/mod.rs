@@ -1,7 +1,7 @@
 //! Fixtures shared by the engine test binaries: engines on a `MemoryStore`, seeded users,
 //! rooms, and helpers that read a session's frames without hanging.
 // Each test binary uses its own subset of the fixtures.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code, unused_imports, unused_macros)]
 
 pub(crate) use std::collections::HashSet;
 pub(crate) use std::sync::Arc;
