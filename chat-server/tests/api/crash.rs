@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{database, Program, Ws, SECRET};
+use crate::support::{database, Program, Remote, RemoteUser as User, Ws, SECRET};
 
 /// Kills, each followed by a restart on the same data.
 const ROUNDS: usize = 5;
@@ -73,12 +73,6 @@ impl Rng {
     fn fork(&mut self) -> Rng {
         Rng(self.next())
     }
-}
-
-#[derive(Clone)]
-struct User {
-    id: String,
-    token: String,
 }
 
 /// What the test knows of a stored message.
@@ -494,57 +488,19 @@ impl Watcher {
 }
 
 async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-    let mut req = http_client().post(format!("{base}{path}")).json(&body);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().await.expect("request sent");
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
+    Remote::new(base).post(path, token, body).await
 }
 
 async fn get(base: &str, path: &str, token: &str) -> Value {
-    let res = http_client()
-        .get(format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request sent");
-    assert_eq!(res.status(), StatusCode::OK, "{path}");
-    res.json().await.expect("JSON body")
+    Remote::new(base).get(path, token).await
 }
 
 async fn user(base: &str, name: &str) -> User {
-    let creds = json!({"username": name, "password": "password-123"});
-    let (status, created) = post(base, "/v1/auth/register", None, creds).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let login = json!({"login": name, "password": "password-123"});
-    let (status, body) = post(base, "/v1/auth/login", None, login).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    User {
-        id: created["id"].as_str().unwrap().to_owned(),
-        token: body["access_token"].as_str().unwrap().to_owned(),
-    }
+    Remote::new(base).user(name).await
 }
 
-/// A room's whole history, paged with `after`.
 async fn history(base: &str, token: &str, room: &str) -> Vec<Value> {
-    let mut all: Vec<Value> = Vec::new();
-    loop {
-        let after = all.last().map_or(0, |m| m["seq"].as_i64().unwrap());
-        let path = format!("/v1/rooms/{room}/messages?after={after}&limit=100");
-        let page = get(base, &path, token).await;
-        all.extend(
-            page["messages"]
-                .as_array()
-                .expect("messages")
-                .iter()
-                .cloned(),
-        );
-        if page["has_more"] != true {
-            return all;
-        }
-    }
+    Remote::new(base).history(token, room).await
 }
 
 fn start(dir: &Path, env: &[(&str, &str)]) -> Program {

@@ -19,6 +19,7 @@ mod receipts;
 mod restart;
 mod resume;
 mod sequence;
+mod slow_consumer;
 mod typing;
 mod uploads;
 mod ws_fuzz;

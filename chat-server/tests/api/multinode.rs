@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::support::{database, Database, Program, Ws, SECRET};
+use crate::support::{database, seqs, Database, Program, Remote, RemoteUser as User, Ws, SECRET};
 
 /// A node: the binary on the shared database, named for `pg_stat_activity`.
 fn node(db: &Database, name: &str, dir: &TempDir) -> Program {
@@ -26,41 +26,16 @@ fn node(db: &Database, name: &str, dir: &TempDir) -> Program {
     )
 }
 
-struct User {
-    id: String,
-    token: String,
-}
-
 async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(&body);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().await.expect("request sent");
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
+    Remote::new(base).post(path, token, body).await
 }
 
 async fn user(base: &str, name: &str) -> User {
-    let creds = json!({"username": name, "password": "password-123"});
-    let (status, created) = post(base, "/v1/auth/register", None, creds).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let login = json!({"login": name, "password": "password-123"});
-    let (_, body) = post(base, "/v1/auth/login", None, login).await;
-    User {
-        id: created["id"].as_str().unwrap().to_owned(),
-        token: body["access_token"].as_str().unwrap().to_owned(),
-    }
+    Remote::new(base).user(name).await
 }
 
 async fn room(base: &str, owner: &User, members: &[&User]) -> String {
-    let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-    let body = json!({"name": "shared", "members": ids});
-    let (status, room) = post(base, "/v1/rooms", Some(&owner.token), body).await;
-    assert_eq!(status, StatusCode::CREATED, "{room}");
-    room["id"].as_str().unwrap().to_owned()
+    Remote::new(base).room(owner, members).await
 }
 
 /// Reads `message.created` frames until `count` arrived; returns their seqs as received.
@@ -76,28 +51,7 @@ async fn receive(ws: &mut Ws, count: usize) -> Vec<i64> {
 }
 
 async fn history_seqs(base: &str, token: &str, room: &str) -> Vec<i64> {
-    let client = reqwest::Client::new();
-    let mut seqs = Vec::new();
-    loop {
-        let after = seqs.last().copied().unwrap_or(0);
-        let page: Value = client
-            .get(format!(
-                "{base}/v1/rooms/{room}/messages?after={after}&limit=100"
-            ))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for m in page["messages"].as_array().unwrap() {
-            seqs.push(m["seq"].as_i64().unwrap());
-        }
-        if !page["has_more"].as_bool().unwrap() {
-            return seqs;
-        }
-    }
+    seqs(&Remote::new(base).history(token, room).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

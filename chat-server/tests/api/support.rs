@@ -450,3 +450,100 @@ impl Drop for Program {
         let _ = self.child.wait();
     }
 }
+
+/// A user of a server reached by URL (a [`Program`]).
+#[derive(Clone)]
+pub(crate) struct RemoteUser {
+    pub(crate) id: String,
+    pub(crate) token: String,
+}
+
+/// The HTTP API of a server reached by URL, such as a [`Program`] that a test may kill.
+#[derive(Clone)]
+pub(crate) struct Remote {
+    pub(crate) base: String,
+    http: reqwest::Client,
+}
+
+impl Remote {
+    pub(crate) fn new(base: &str) -> Remote {
+        Remote {
+            base: base.to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A `GET` that must answer `200`.
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Value {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        res.json().await.expect("JSON body")
+    }
+
+    /// Registers `name` (password `password-123`) and logs in.
+    pub(crate) async fn user(&self, name: &str) -> RemoteUser {
+        let creds = json!({"username": name, "password": "password-123"});
+        let (status, created) = self.post("/v1/auth/register", None, creds).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let login = json!({"login": name, "password": "password-123"});
+        let (status, body) = self.post("/v1/auth/login", None, login).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        RemoteUser {
+            id: created["id"].as_str().unwrap().to_owned(),
+            token: body["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A private room of `owner` with `members`.
+    pub(crate) async fn room(&self, owner: &RemoteUser, members: &[&RemoteUser]) -> String {
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let body = json!({"name": "shared", "members": ids});
+        let (status, room) = self.post("/v1/rooms", Some(&owner.token), body).await;
+        assert_eq!(status, StatusCode::CREATED, "{room}");
+        room["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A room's whole history, paged with `after`.
+    pub(crate) async fn history(&self, token: &str, room: &str) -> Vec<Value> {
+        let mut all: Vec<Value> = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |m| m["seq"].as_i64().unwrap());
+            let path = format!("/v1/rooms/{room}/messages?after={after}&limit=100");
+            let page = self.get(&path, token).await;
+            all.extend(
+                page["messages"]
+                    .as_array()
+                    .expect("messages")
+                    .iter()
+                    .cloned(),
+            );
+            if page["has_more"] != true {
+                return all;
+            }
+        }
+    }
+}
