@@ -5,10 +5,12 @@
 //!     --rate 1000 --duration 10 --receivers 10 --server-pid A --server-pid B [--json]
 //! chat-load fanout --url http://127.0.0.1:18201 --subscribers 1000 --rate 50 --body-bytes 200
 //! chat-load files --url http://127.0.0.1:18201 --mib 50 --rounds 5 --server-pid A
+//! chat-load logins --url http://127.0.0.1:18201 --concurrency 16 --duration 10 --server-pid A
 //! ```
 //!
 //! `files` uploads a file and downloads it again, a few times, and reports the median
-//! throughput each way and the server's resident memory meanwhile.
+//! throughput each way and the server's resident memory meanwhile. `logins` signs one user in
+//! from many clients at once and reports logins per second under the server's hashing cap.
 //!
 //! The messaging scenarios register fresh users (`load-<8 hex>-...`), puts them in one new room, posts
 //! messages over HTTP at a fixed rate and checks that every WebSocket receiver gets every acked
@@ -25,6 +27,7 @@ use std::time::Duration;
 
 use chat_benches::load::client::Error;
 use chat_benches::load::files::{self, FilesPlan};
+use chat_benches::load::logins::{self, LoginsPlan};
 use chat_benches::load::run::{run, Plan};
 use clap::{Args, Parser, Subcommand};
 
@@ -50,6 +53,8 @@ enum Scenario {
     Fanout(Fanout),
     /// Uploads of one large file, each downloaded again (throughput and server memory).
     Files(Files),
+    /// Many clients signing in at once (throughput under the password hashing cap).
+    Logins(Logins),
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +107,25 @@ struct Files {
     /// Uploads, each followed by a download.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
+    /// The server process whose resident memory to sample.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print only the JSON line on stdout (the table goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct Logins {
+    /// The server used for everything.
+    #[arg(long)]
+    url: String,
+    /// Clients signing in back to back at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+    /// Seconds of signing in.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
     /// The server process whose resident memory to sample.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -188,6 +212,7 @@ async fn main() -> ExitCode {
             f.common,
         ),
         Scenario::Files(f) => return files(f).await,
+        Scenario::Logins(l) => return logins(l).await,
     };
     let (plan, json) = match planned {
         Ok(plan) => plan,
@@ -225,6 +250,33 @@ async fn files(f: Files) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         eprintln!("chat-load: FAILED: a download differed from the upload");
+        ExitCode::FAILURE
+    }
+}
+
+async fn logins(l: Logins) -> ExitCode {
+    let duration = match seconds("duration", l.duration) {
+        Ok(duration) => duration,
+        Err(e) => {
+            eprintln!("chat-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let plan = LoginsPlan {
+        url: l.url,
+        concurrency: l.concurrency as usize,
+        duration,
+        server_pid: l.server_pid,
+    };
+    let report = match logins::run(&plan).await {
+        Ok(report) => report,
+        Err(e) => return setup_failed(&e),
+    };
+    print_report(&report.table(), &report, l.json);
+    if report.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("chat-load: FAILED: some logins failed");
         ExitCode::FAILURE
     }
 }

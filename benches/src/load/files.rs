@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::client::{run_id, Api, Error, PASSWORD};
-use super::stats::status_mib;
+use super::stats::{peak_rss, status_mib};
 
 /// A 50 MiB transfer over loopback takes well under a minute even on a busy machine.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -71,7 +71,7 @@ pub async fn run(plan: &FilesPlan) -> Result<FilesReport, Error> {
     let (stop, stopped) = watch::channel(false);
     let sampler = plan
         .server_pid
-        .map(|pid| tokio::spawn(sample_rss(pid, stopped)));
+        .map(|pid| tokio::spawn(peak_rss(pid, RSS_SAMPLE_EVERY, stopped)));
     let before = plan.server_pid.and_then(|pid| status_mib(pid, "VmRSS"));
 
     let (mut ups, mut downs, mut intact) = (Vec::new(), Vec::new(), true);
@@ -153,21 +153,6 @@ impl FilesReport {
             memory(self.server_rss_peak_mib),
             if self.intact { "yes" } else { "NO" },
         )
-    }
-}
-
-/// The largest VmRSS of `pid` until told to stop.
-async fn sample_rss(pid: u32, mut stop: watch::Receiver<bool>) -> Option<f64> {
-    let mut peak: Option<f64> = None;
-    let mut every = tokio::time::interval(RSS_SAMPLE_EVERY);
-    loop {
-        if let Some(mib) = status_mib(pid, "VmRSS") {
-            peak = Some(peak.map_or(mib, |p| p.max(mib)));
-        }
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = stop.changed() => return peak,
-        }
     }
 }
 

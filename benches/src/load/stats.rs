@@ -359,6 +359,25 @@ impl Report {
     }
 }
 
+/// The largest VmRSS of `pid`, sampled every `every`, until `stop` changes.
+pub async fn peak_rss(
+    pid: u32,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<f64> {
+    let mut peak: Option<f64> = None;
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        if let Some(mib) = status_mib(pid, "VmRSS") {
+            peak = Some(peak.map_or(mib, |p| p.max(mib)));
+        }
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return peak,
+        }
+    }
+}
+
 /// A memory figure of process `pid` (`VmHWM`: peak resident set, `VmRSS`: resident set now)
 /// from `/proc/<pid>/status`, in MiB with one decimal.
 pub fn status_mib(pid: u32, field: &str) -> Option<f64> {
