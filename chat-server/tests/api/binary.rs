@@ -1,20 +1,15 @@
 //! The `chat-server` program itself: starts with nothing configured, stops cleanly on SIGTERM,
-//! and starts again on the same data directory with everything in place.
+//! starts again on the same data directory with everything in place, and logs no secret.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::Program;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::support::{Program, Remote, SECRET};
 
 async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(&body);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().await.unwrap();
-    (res.status(), res.json().await.unwrap_or(Value::Null))
+    Remote::new(base).post(path, token, body).await
 }
 
 #[tokio::test]
@@ -74,4 +69,75 @@ async fn the_program_starts_with_no_configuration_and_restarts_with_its_data() {
     let page: Value = res.json().await.unwrap();
     assert_eq!(page["messages"][0]["body"], "remember me");
     assert!(program.terminate().success());
+}
+
+#[tokio::test]
+async fn no_password_token_ticket_or_secret_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    // Debug level: what an operator turns on to chase a problem must not leak either.
+    let mut program = Program::start(
+        dir.path(),
+        &[("CHAT_LOG", "debug"), ("CHAT_JWT_SECRET", SECRET)],
+    );
+    let remote = Remote::new(&program.base);
+    let password = "password-123";
+    let user = remote.user("logcheck").await;
+    let (_, login) = remote
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"login": "logcheck", "password": password}),
+        )
+        .await;
+    let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+    let (status, refreshed) = remote
+        .post("/v1/auth/refresh", None, json!({"refresh_token": refresh}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    remote.get("/v1/users/me", &user.token).await;
+    let (_, ticket) = remote
+        .post("/v1/ws/ticket", Some(&user.token), json!({}))
+        .await;
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let ws = program.base.replacen("http://", "ws://", 1);
+    for url in [
+        format!("{ws}/v1/ws?ticket={ticket}"),
+        format!("{ws}/v1/ws?token={}", user.token),
+    ] {
+        let (mut socket, _) = tokio_tungstenite::connect_async(url.into_client_request().unwrap())
+            .await
+            .expect("the socket opens");
+        socket.close(None).await.unwrap();
+    }
+    // A refused token is logged no more than an accepted one.
+    let (status, _) = remote
+        .post(
+            "/v1/rooms",
+            Some("not-a-token-but-secret-looking"),
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(program.terminate().success());
+
+    let log = program.log();
+    assert!(log.contains("/v1/ws/ticket"), "requests are logged: {log}");
+    for (what, secret) in [
+        ("password", password),
+        ("access token", user.token.as_str()),
+        ("refresh token", refresh.as_str()),
+        (
+            "new refresh token",
+            refreshed["refresh_token"].as_str().unwrap(),
+        ),
+        (
+            "new access token",
+            refreshed["access_token"].as_str().unwrap(),
+        ),
+        ("ticket", ticket.as_str()),
+        ("JWT secret", SECRET),
+        ("refused token", "not-a-token-but-secret-looking"),
+    ] {
+        assert!(!log.contains(secret), "the {what} is in the log");
+    }
 }

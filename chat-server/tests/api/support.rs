@@ -384,6 +384,8 @@ pub(crate) fn seqs(messages: &[Value]) -> Vec<i64> {
 pub(crate) struct Program {
     child: Child,
     pub(crate) base: String,
+    /// Everything it has logged so far (standard output).
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Program {
@@ -411,9 +413,23 @@ impl Program {
                 break rest.split_whitespace().next().unwrap().to_owned();
             }
         };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Program { child, base }
+        // Keep draining the log so the server never blocks on a full pipe, and keep it for
+        // tests that read what was logged.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut kept = kept.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        });
+        Program { child, base, log }
+    }
+
+    /// What the server has logged so far.
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     /// The process id (for reading its memory from /proc).
