@@ -32,7 +32,7 @@ fn search_body(i: usize) -> String {
     let mut words: Vec<String> = (0..8)
         .map(|k| format!("w{}", mix((i * 8 + k) as u64) % VOCABULARY))
         .collect();
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         words.push("hello".into());
     }
     words.join(" ")

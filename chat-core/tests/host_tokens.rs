@@ -153,6 +153,10 @@ fn issuer_audience_expiry_and_subject_are_checked() {
         c[field] = value;
         spoiled.push((format!("{field} = {}", c[field]), c));
     }
+    // Not valid yet.
+    let mut early = good.clone();
+    early["nbf"] = json!(now() + 600);
+    spoiled.push(("nbf in the future".into(), early));
     for missing in ["aud", "exp", "iat", "iss", "sub"] {
         let mut c = good.clone();
         c.as_object_mut().unwrap().remove(missing);
@@ -164,6 +168,18 @@ fn issuer_audience_expiry_and_subject_are_checked() {
             "{what} must be refused"
         );
     }
+}
+
+#[test]
+fn without_an_audience_a_token_for_another_service_is_refused() {
+    let host = rsa_host(None);
+    assert!(host.verify(&rsa_token(&claims("42"))).is_ok());
+    let mut elsewhere = claims("42");
+    elsewhere["aud"] = json!("billing");
+    assert!(matches!(
+        host.verify(&rsa_token(&elsewhere)),
+        Err(ChatError::Unauthorized)
+    ));
 }
 
 #[test]

@@ -219,9 +219,25 @@ impl RunningServer {
 
 /// The host application's token settings, if any; a half-configured host is an error, not a
 /// silently refused token later.
-fn host_tokens(config: &Config) -> Result<Option<HostTokens>, StartError> {
+fn host_tokens(config: &Config, own_secret: &str) -> Result<Option<HostTokens>, StartError> {
     let bad = |e: String| StartError::Config(e);
+    if let Some(issuer) = &config.host_jwt_issuer {
+        // The engine tries its own verifier first: a host naming itself like the server could
+        // pass for it.
+        if *issuer == config.jwt_issuer {
+            return Err(bad(
+                "CHAT_HOST_JWT_ISSUER must differ from CHAT_JWT_ISSUER".into()
+            ));
+        }
+    }
     let key = match (&config.host_jwt_secret, &config.host_jwt_public_key) {
+        // Whoever holds the host's secret could otherwise sign the server's own tokens, for
+        // any user.
+        (Some(secret), None) if secret == own_secret => {
+            return Err(bad(
+                "CHAT_HOST_JWT_SECRET must differ from the server's JWT secret".into(),
+            ))
+        }
         (Some(secret), None) => HostKey::Secret(secret.as_bytes().to_vec()),
         (None, Some(path)) => HostKey::PublicKeyPem(
             std::fs::read(path)
@@ -284,17 +300,25 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         )));
     }
     std::fs::create_dir_all(&config.data_dir)?;
-    let node = NodeId(uuid::Uuid::new_v4());
-    let (store, notifier, backend) = open_backend(&config, node).await?;
     let secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),
         None => secret::load_or_create(&config.data_dir)?,
     };
     let mut tokens = TokenIssuer::new(secret.as_bytes(), &config.jwt_issuer, config.jwt_ttl_secs)
         .map_err(|e| StartError::Config(e.to_string()))?;
-    if let Some(audience) = &config.jwt_audience {
-        tokens = tokens.with_audience(audience);
+    match config.jwt_audience.as_deref() {
+        Some("") => {
+            return Err(StartError::Config(
+                "CHAT_JWT_AUDIENCE must not be empty".into(),
+            ))
+        }
+        Some(audience) => tokens = tokens.with_audience(audience),
+        None => {}
     }
+    // Every setting is checked before the store is opened (and migrated).
+    let host = host_tokens(&config, &secret)?;
+    let node = NodeId(uuid::Uuid::new_v4());
+    let (store, notifier, backend) = open_backend(&config, node).await?;
     let limits = Limits {
         max_message_chars: config.max_message_chars,
         max_rooms_per_user: config.max_rooms_per_user,
@@ -316,7 +340,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .node(node)
         .tokens(tokens)
         .limits(limits);
-    if let Some(host) = host_tokens(&config)? {
+    if let Some(host) = host {
         builder = builder.host_tokens(host);
     }
     if let Some(notifier) = notifier {

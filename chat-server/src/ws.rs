@@ -9,6 +9,7 @@ use chat_core::auth::Identity;
 use chat_core::domain::{RoomId, User};
 use chat_core::engine::{SendMessage, SessionEnd, SyncSince, SyncedRoom};
 use chat_core::{ChatEngine, ChatError, Session};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -255,11 +256,11 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
         user: &me,
         rooms: session.positions(),
     };
-    if tx.send(ready.text()).await.is_err() {
+    let idle = state.settings.ws_ping_interval;
+    if !write(&mut tx, ready.text(), idle).await {
         return;
     }
     let mut shutdown: watch::Receiver<bool> = state.shutdown.clone();
-    let idle = state.settings.ws_ping_interval;
     let mut ticks = tokio::time::interval(
         idle.min(Duration::from_secs(5))
             .max(Duration::from_millis(100)),
@@ -270,8 +271,9 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
         tokio::select! {
             frame = session.next_frame() => match frame {
                 Ok(json) => {
-                    if tx.send(Message::text(&*json)).await.is_err() {
-                        break None;
+                    if !write(&mut tx, Message::text(&*json), idle).await {
+                        // A client that takes no bytes for that long is not reading at all.
+                        break Some((close::SLOW_CONSUMER, "slow consumer"));
                     }
                 }
                 Err(SessionEnd::SlowConsumer) => break Some((close::SLOW_CONSUMER, "slow consumer")),
@@ -315,7 +317,7 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
                     };
                     let mut failed = false;
                     for reply in replies {
-                        if tx.send(reply).await.is_err() {
+                        if !write(&mut tx, reply, idle).await {
                             failed = true;
                             break;
                         }
@@ -331,7 +333,7 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
                         break Some((close::POLICY, "ping timeout"));
                     }
                 } else if last_heard.elapsed() >= idle {
-                    if tx.send(Message::ping(Vec::new())).await.is_err() {
+                    if !write(&mut tx, Message::ping(Vec::new()), idle).await {
                         break None;
                     }
                     ping_sent = Some(Instant::now());
@@ -341,9 +343,20 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
         }
     };
     if let Some((code, reason)) = end {
-        let _ = tx.send(Message::close_with(code, reason)).await;
-        let _ = tx.close().await;
+        if write(&mut tx, Message::close_with(code, reason), idle).await {
+            let _ = tokio::time::timeout(idle, tx.close()).await;
+        }
     }
+}
+
+/// Sends one frame, waiting at most `limit` for the client to take it: a client that stops
+/// reading fills the kernel's buffers, and an unbounded wait would hold this loop (and its
+/// ping timeout, shutdown and slow-consumer cut) for as long as the client likes.
+async fn write(tx: &mut SplitSink<WebSocket, Message>, frame: Message, limit: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(limit, tx.send(frame)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Answers one client frame with the frames to send back, in order.

@@ -230,9 +230,15 @@ impl UserStore for PgStore {
             return Ok(existing);
         }
         let mut tx = self.pool.begin().await.map_err(db)?;
-        execute(&mut *tx, &insert_user(user, "")?)
-            .await
-            .map_err(db)?;
+        if let Err(e) = execute(&mut *tx, &insert_user(user, "")?).await.map_err(db) {
+            // The username is taken, perhaps by a concurrent provisioning of this very id:
+            // PostgreSQL reports the violation only once that one committed, with its link.
+            drop(tx);
+            return match (&e, self.external_user(id).await?) {
+                (StoreError::Conflict { .. }, Some(winner)) => Ok(winner),
+                _ => Err(e),
+            };
+        }
         // Two nodes provisioning the same subject at once: the primary key lets one link
         // through; the other rolls its user back and returns the winner's.
         let link = Query::insert()

@@ -84,6 +84,11 @@ impl HostTokens {
         if issuer.is_empty() {
             return Err(TokenConfigError::NoIssuer);
         }
+        if audience.is_some_and(str::is_empty) {
+            return Err(TokenConfigError::BadKey(
+                "the audience must not be empty".into(),
+            ));
+        }
         let (decoding, implied) = match &key {
             HostKey::Secret(secret) if secret.len() < MIN_SECRET_BYTES => {
                 return Err(TokenConfigError::SecretTooShort)
@@ -105,15 +110,15 @@ impl HostTokens {
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[issuer]);
         let mut required = vec!["exp", "iat", "iss", "sub"];
-        match audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
+        // Without an audience of our own, a token that names one (another service's) is
+        // refused (RFC 7519 4.1.3); jsonwebtoken does that when `aud` stays validated.
+        if let Some(audience) = audience {
+            validation.set_audience(&[audience]);
+            required.push("aud");
         }
         validation.set_required_spec_claims(&required);
         validation.leeway = super::TokenIssuer::LEEWAY_SECS;
+        validation.validate_nbf = true;
         Ok(HostTokens {
             decoding,
             validation,

@@ -288,7 +288,8 @@ impl TokenIssuer {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
-        validation.validate_aud = false;
+        // `aud` stays validated: with no audience configured, a token naming one is refused.
+        validation.validate_nbf = true;
         validation.leeway = Self::LEEWAY_SECS;
         validation.validate_exp = true;
         Ok(TokenIssuer {
@@ -383,7 +384,7 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

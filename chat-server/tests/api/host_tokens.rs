@@ -161,6 +161,31 @@ type Tweak = dyn Fn(&mut Config);
 async fn half_configured_or_unusable_host_settings_stop_the_start() {
     let cases: Vec<(&str, Box<Tweak>)> = vec![
         (
+            "CHAT_HOST_JWT_SECRET",
+            Box::new(|c| {
+                c.host_jwt_secret = Some(SECRET.into());
+                c.host_jwt_issuer = Some(HOST_ISSUER.into());
+            }),
+        ),
+        (
+            "CHAT_HOST_JWT_ISSUER",
+            Box::new(|c| {
+                with_host(c);
+                c.host_jwt_issuer = Some("chat-server".into());
+            }),
+        ),
+        (
+            "CHAT_JWT_AUDIENCE",
+            Box::new(|c| c.jwt_audience = Some(String::new())),
+        ),
+        (
+            "audience",
+            Box::new(|c| {
+                with_host(c);
+                c.host_jwt_audience = Some(String::new());
+            }),
+        ),
+        (
             "issuer without a key",
             Box::new(|c| c.host_jwt_issuer = Some(HOST_ISSUER.into())),
         ),
@@ -210,10 +235,13 @@ async fn half_configured_or_unusable_host_settings_stop_the_start() {
                 server.shutdown().await;
                 panic!("{what}: the server started");
             }
-            Err(e) => assert!(
-                e.to_string().contains("HOST") || e.to_string().contains("host"),
-                "{what}: {e}"
-            ),
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("HOST") || e.contains("host") || e.contains("CHAT_JWT"),
+                    "{what}: {e}"
+                );
+            }
         }
     }
 }

@@ -32,7 +32,8 @@ fn rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
-#[tokio::test]
+// Several threads: the reading socket must keep up with 8 senders and 40 MB of frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_that_never_reads_is_cut_and_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let program = Program::start(

@@ -386,6 +386,8 @@ pub(crate) struct Program {
     pub(crate) base: String,
     /// Everything it has logged so far (standard output).
     log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The thread reading the log; it ends when the process does.
+    drain: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Program {
@@ -417,14 +419,19 @@ impl Program {
         // tests that read what was logged.
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let kept = log.clone();
-        std::thread::spawn(move || {
+        let drain = std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 let mut kept = kept.lock().unwrap();
                 kept.push_str(&line);
                 kept.push('\n');
             }
         });
-        Program { child, base, log }
+        Program {
+            child,
+            base,
+            log,
+            drain: Some(drain),
+        }
     }
 
     /// What the server has logged so far.
@@ -443,6 +450,10 @@ impl Program {
         assert!(status.success());
         for _ in 0..100 {
             if let Some(exit) = self.child.try_wait().unwrap() {
+                // The whole log is in once the reader saw the pipe close.
+                if let Some(drain) = self.drain.take() {
+                    let _ = drain.join();
+                }
                 return exit;
             }
             std::thread::sleep(Duration::from_millis(100));
