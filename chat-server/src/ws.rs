@@ -281,24 +281,7 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
             },
             incoming = rx.next() => match incoming {
                 None => break None,
-                Some(Err(e)) => {
-                    // tungstenite reports an over-long frame or message as a capacity error,
-                    // text that is not UTF-8 as an encoding error and broken framing as a
-                    // protocol error; RFC 6455 (7.1.7, 7.4.1) has the server say which before
-                    // it hangs up. (A client that hangs up without a close frame is a protocol
-                    // error too; the close then finds the connection gone, which is harmless.)
-                    let text = e.to_string();
-                    if text.contains("Space limit exceeded") || text.contains("too long") {
-                        break Some((close::TOO_BIG, "frame too large"));
-                    }
-                    if text.contains("UTF-8") {
-                        break Some((close::INVALID_DATA, "text must be UTF-8"));
-                    }
-                    if text.contains("protocol error") {
-                        break Some((close::PROTOCOL_ERROR, "protocol error"));
-                    }
-                    break None;
-                }
+                Some(Err(e)) => break close_for(&e),
                 Some(Ok(message)) => {
                     last_heard = Instant::now();
                     ping_sent = None;
@@ -346,6 +329,24 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
         if write(&mut tx, Message::close_with(code, reason), idle).await {
             let _ = tokio::time::timeout(idle, tx.close()).await;
         }
+    }
+}
+
+/// The close code for a socket whose client broke the protocol (RFC 6455 7.4.1: the server
+/// says which rule before it hangs up), from the tungstenite error warp wraps; `None` when
+/// there is nobody left to tell (the client hung up, the connection failed).
+fn close_for(e: &warp::Error) -> Option<(u16, &'static str)> {
+    use std::error::Error as _;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match e.source()?.downcast_ref::<WsError>()? {
+        WsError::Capacity(_) => Some((close::TOO_BIG, "frame too large")),
+        WsError::Utf8(_) => Some((close::INVALID_DATA, "text must be UTF-8")),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) | WsError::AttackAttempt => {
+            Some((close::PROTOCOL_ERROR, "protocol error"))
+        }
+        _ => None,
     }
 }
 
