@@ -16,6 +16,8 @@ const RSA_PUBLIC: &[u8] = include_bytes!("keys/rsa_public.pem");
 const RSA_PRIVATE: &[u8] = include_bytes!("keys/rsa_private.pem");
 const EC_PUBLIC: &[u8] = include_bytes!("keys/ec_public.pem");
 const EC_PRIVATE: &[u8] = include_bytes!("keys/ec_private.pem");
+const EC384_PUBLIC: &[u8] = include_bytes!("keys/ec384_public.pem");
+const EC384_PRIVATE: &[u8] = include_bytes!("keys/ec384_private.pem");
 const ED_PUBLIC: &[u8] = include_bytes!("keys/ed_public.pem");
 const ED_PRIVATE: &[u8] = include_bytes!("keys/ed_private.pem");
 
@@ -65,6 +67,11 @@ fn each_kind_of_key_verifies_its_own_tokens() {
             HostKey::PublicKeyPem(EC_PUBLIC.to_vec()),
             Algorithm::ES256,
             EncodingKey::from_ec_pem(EC_PRIVATE).unwrap(),
+        ),
+        (
+            HostKey::PublicKeyPem(EC384_PUBLIC.to_vec()),
+            Algorithm::ES384,
+            EncodingKey::from_ec_pem(EC384_PRIVATE).unwrap(),
         ),
         (
             HostKey::PublicKeyPem(ED_PUBLIC.to_vec()),
@@ -210,6 +217,16 @@ fn unusable_settings_are_refused() {
                 Some(TokenConfigError::BadKey(_))
             ),
             "{alg} on an RSA key"
+        );
+    }
+    // The curve decides between ES256 and ES384.
+    for (key, alg) in [(EC_PUBLIC, "ES384"), (EC384_PUBLIC, "ES256")] {
+        assert!(
+            matches!(
+                refused(HostKey::PublicKeyPem(key.to_vec()), Some(alg), ISSUER),
+                Some(TokenConfigError::BadKey(_))
+            ),
+            "{alg} on the other curve"
         );
     }
     assert!(matches!(

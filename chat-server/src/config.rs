@@ -52,7 +52,7 @@ pub struct Config {
     )]
     pub host_jwt_secret: Option<String>,
     /// Accept a host application's tokens signed by the private half of this PEM public key
-    /// file (RSA: RS256, EC P-256: ES256, Ed25519: EdDSA).
+    /// file (RSA: RS256, EC P-256: ES256, EC P-384: ES384, Ed25519: EdDSA).
     #[arg(long, env = "CHAT_HOST_JWT_PUBLIC_KEY")]
     pub host_jwt_public_key: Option<PathBuf>,
     /// The algorithm of the host's tokens when not the one its key implies (RS512, ES384, ...).

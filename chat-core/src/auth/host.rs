@@ -2,9 +2,9 @@
 //! and lets them chat with the token it already gives them.
 //!
 //! The host signs with a shared secret (HS256) or a private key whose public half is
-//! configured here (RS256, ES256 or EdDSA by default, after the key's type). The algorithm is
-//! pinned to the key: a token naming another one, such as HS256 "signed" with the public key,
-//! is refused. `exp`, `iat`, `iss` and `sub` are required, `aud` too when an audience is
+//! configured here (RS256, ES256, ES384 or EdDSA by default, after the key's type and curve).
+//! The algorithm is pinned to the key: a token naming another one, such as HS256 "signed" with
+//! the public key, is refused. `exp`, `iat`, `iss` and `sub` are required, `aud` too when an audience is
 //! configured. The user is found by issuer and subject, and provisioned on first use
 //! (`preferred_username` and `name` suggest their names).
 
@@ -24,7 +24,7 @@ pub enum HostKey {
     /// A shared secret (HS256), at least [`MIN_SECRET_BYTES`] long.
     Secret(Vec<u8>),
     /// A PEM public key (`-----BEGIN PUBLIC KEY-----`, or `RSA PUBLIC KEY`): RSA, EC P-256 or
-    /// Ed25519.
+    /// P-384, or Ed25519.
     PublicKeyPem(Vec<u8>),
 }
 
@@ -102,7 +102,7 @@ impl HostTokens {
                 .map_err(|_| TokenConfigError::BadKey(format!("unknown algorithm {name:?}")))?,
             None => implied,
         };
-        if family(algorithm) != family(implied) {
+        if algorithm.family() != implied.family() || !curve_fits(&decoding, algorithm) {
             return Err(TokenConfigError::BadKey(format!(
                 "{algorithm:?} does not suit this key (it implies {implied:?})"
             )));
@@ -160,7 +160,16 @@ fn public_key(pem: &[u8]) -> Result<(DecodingKey, Algorithm), TokenConfigError> 
         return Ok((key, Algorithm::RS256));
     }
     if let Ok(key) = DecodingKey::from_ec_pem(pem) {
-        return Ok((key, Algorithm::ES256));
+        let algorithm = match key.try_get_as_bytes().map(<[u8]>::len) {
+            Ok(P256_POINT_BYTES) => Algorithm::ES256,
+            Ok(P384_POINT_BYTES) => Algorithm::ES384,
+            _ => {
+                return Err(TokenConfigError::BadKey(
+                    "an EC key must be on P-256 or P-384".into(),
+                ))
+            }
+        };
+        return Ok((key, algorithm));
     }
     if let Ok(key) = DecodingKey::from_ed_pem(pem) {
         return Ok((key, Algorithm::EdDSA));
@@ -180,22 +189,18 @@ impl std::fmt::Debug for HostKey {
     }
 }
 
-/// The kinds of key, each serving its own algorithms.
-#[derive(Debug, PartialEq, Eq)]
-enum KeyKind {
-    Secret,
-    Rsa,
-    Ec,
-    Ed,
-}
+/// An uncompressed point on P-256 (0x04, x, y): what an ES256 key holds.
+const P256_POINT_BYTES: usize = 65;
+/// The same on P-384, for ES384.
+const P384_POINT_BYTES: usize = 97;
 
-fn family(algorithm: Algorithm) -> Option<KeyKind> {
-    use Algorithm::*;
+/// Whether an EC key's curve is the one `algorithm` signs on (ES256 on P-256, ES384 on
+/// P-384); other keys have no curve to mismatch.
+fn curve_fits(key: &DecodingKey, algorithm: Algorithm) -> bool {
+    let point = key.try_get_as_bytes().map(<[u8]>::len);
     match algorithm {
-        HS256 | HS384 | HS512 => Some(KeyKind::Secret),
-        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => Some(KeyKind::Rsa),
-        ES256 | ES384 => Some(KeyKind::Ec),
-        EdDSA => Some(KeyKind::Ed),
-        _ => None,
+        Algorithm::ES256 => point == Ok(P256_POINT_BYTES),
+        Algorithm::ES384 => point == Ok(P384_POINT_BYTES),
+        _ => true,
     }
 }
