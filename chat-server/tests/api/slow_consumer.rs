@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Program, Remote, Ws, SECRET};
+use crate::support::{Program, Remote, TestServer, Ws, SECRET};
 
 const MESSAGES: usize = 10_000;
 /// Near the 4,000-character cap, so that the traffic (about 40 MB of frames) dwarfs what a
@@ -128,4 +128,40 @@ async fn a_socket_that_never_reads_is_cut_and_memory_stays_bounded() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "the server still serves");
+}
+
+/// A client that takes no bytes at all is cut by the write timeout even while its queue has
+/// room (here it never fills): its writes wait at most the ping interval. Seen from outside,
+/// without ever reading that socket: its user goes offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_takes_no_bytes_is_cut_before_its_queue_fills() {
+    let server = TestServer::start_with(|c| {
+        c.ws_ping_secs = 1;
+        c.ws_queue = 1_000_000;
+    })
+    .await;
+    let alice = server.register("alice").await;
+    let carl = server.register("carl").await;
+    let room = server.room(&alice, &[&carl]).await;
+    let _stalled = server.ws_with_receive_buffer(&carl.token, Some(4096)).await;
+    let status = |presence: &serde_json::Value| presence["presence"][0]["status"].clone();
+    let query = format!("/v1/presence?user_ids={}", carl.id);
+    let (_, presence) = server.get(&query, &alice.token).await;
+    assert_eq!(status(&presence), "online");
+
+    let body = "y".repeat(BODY_CHARS);
+    let started = std::time::Instant::now();
+    loop {
+        for _ in 0..50 {
+            server.send(&alice, &room, &body).await;
+        }
+        let (_, presence) = server.get(&query, &alice.token).await;
+        if status(&presence) == "offline" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the stalled socket is still open: {presence}"
+        );
+    }
 }
