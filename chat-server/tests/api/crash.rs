@@ -741,4 +741,12 @@ async fn storm(backend: &str, dir: &Path, env: &[(&str, &str)], seed: u64) {
     );
     assert!(lost.is_empty(), "acked messages lost: {lost:#?}");
     assert!(unsent.is_empty(), "messages never sent: {unsent:#?}");
+    // The checks above mean something only if the storm stored messages and the kills caught
+    // some in flight; a run where neither happened proved nothing.
+    assert!(!ledger.acked().is_empty(), "no send was acked");
+    assert!(
+        counts.unknown_at_kill > 0,
+        "no kill caught a send in flight"
+    );
+    assert!(counts.retried_acked > 0, "no acked send was repeated");
 }
