@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{database, Program, Remote, RemoteUser as User, Ws, SECRET};
+use crate::support::{database, Program, Remote, RemoteUser as User, Rng, Ws, SECRET};
 
 /// Kills, each followed by a restart on the same data.
 const ROUNDS: usize = 5;
@@ -50,29 +50,6 @@ async fn postgres_keeps_every_acked_message_once_across_crashes() {
         0x5eed_0002,
     )
     .await;
-}
-
-/// A seeded generator (splitmix64): which room, which delay and which retries repeat from run
-/// to run; only where the kills land does not, which is the point.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A generator of its own for a task, so tasks do not share one.
-    fn fork(&mut self) -> Rng {
-        Rng(self.next())
-    }
 }
 
 /// What the test knows of a stored message.
@@ -256,25 +233,44 @@ async fn http_sender(world: World, sender: usize, prefix: String, mut rng: Rng) 
     for n in 0.. {
         let room = rng.below(ROOMS);
         let client_id = format!("{prefix}.{n}");
-        let outcome = match post_message(&http, &world, sender, room, &client_id).await {
-            Some((StatusCode::CREATED, message)) => {
-                Outcome::Created(world.stored(&message, &client_id, sender, room))
-            }
-            Some((status, answer)) => panic!("{client_id} was answered {status}: {answer}"),
-            None => Outcome::Unknown,
-        };
-        let dead = matches!(outcome, Outcome::Unknown);
-        attempts.push(Attempt {
-            client_id,
-            sender,
-            room,
-            outcome,
-        });
+        let attempt = attempt(&http, &world, sender, room, client_id, false).await;
+        let dead = matches!(attempt.outcome, Outcome::Unknown);
+        attempts.push(attempt);
         if dead {
             break;
         }
     }
     attempts
+}
+
+/// Posts one message over HTTP and says what came of it. A `retry` repeats a client id that may
+/// be stored already, so `200` with the original is right for it too; any other answer fails.
+async fn attempt(
+    http: &reqwest::Client,
+    world: &World,
+    sender: usize,
+    room: usize,
+    client_id: String,
+    retry: bool,
+) -> Attempt {
+    let outcome = match post_message(http, world, sender, room, &client_id).await {
+        Some((StatusCode::CREATED, message)) => {
+            Outcome::Created(world.stored(&message, &client_id, sender, room))
+        }
+        Some((StatusCode::OK, message)) if retry => {
+            Outcome::Original(world.stored(&message, &client_id, sender, room))
+        }
+        Some((status, answer)) => {
+            panic!("{client_id} (retry: {retry}) was answered {status}: {answer}")
+        }
+        None => Outcome::Unknown,
+    };
+    Attempt {
+        client_id,
+        sender,
+        room,
+        outcome,
+    }
 }
 
 /// The next JSON frame; `None` when the connection is gone (the server died).
@@ -361,25 +357,9 @@ async fn retrier(world: World, retries: Vec<(String, usize, usize)>) -> Vec<Atte
     let http = http_client();
     let mut attempts = Vec::new();
     for (client_id, sender, room) in retries {
-        let outcome = match post_message(&http, &world, sender, room, &client_id).await {
-            Some((StatusCode::CREATED, message)) => {
-                Outcome::Created(world.stored(&message, &client_id, sender, room))
-            }
-            Some((StatusCode::OK, message)) => {
-                Outcome::Original(world.stored(&message, &client_id, sender, room))
-            }
-            Some((status, answer)) => {
-                panic!("retrying {client_id} was answered {status}: {answer}")
-            }
-            None => Outcome::Unknown,
-        };
-        let dead = matches!(outcome, Outcome::Unknown);
-        attempts.push(Attempt {
-            client_id,
-            sender,
-            room,
-            outcome,
-        });
+        let attempt = attempt(&http, &world, sender, room, client_id, true).await;
+        let dead = matches!(attempt.outcome, Outcome::Unknown);
+        attempts.push(attempt);
         if dead {
             break;
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Program, Remote, TestServer, Ws, SECRET};
+use crate::support::{memory_kib, Program, Remote, TestServer, Ws, SECRET};
 
 const MESSAGES: usize = 10_000;
 /// Near the 4,000-character cap, so that the traffic (about 40 MB of frames) dwarfs what a
@@ -22,14 +22,7 @@ const MAX_GROWTH_MIB: f64 = 24.0;
 
 /// Resident memory of a process, MiB.
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
-    kib / 1024.0
+    memory_kib(pid, "VmRSS") as f64 / 1024.0
 }
 
 // Several threads: the reading socket must keep up with 8 senders and 40 MB of frames.

@@ -478,6 +478,18 @@ impl Drop for Program {
     }
 }
 
+/// A memory figure of process `pid` from `/proc/<pid>/status` (`VmRSS`: resident now, `VmHWM`:
+/// the peak), in KiB.
+pub(crate) fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
 /// A user of a server reached by URL (a [`Program`]).
 #[derive(Clone)]
 pub(crate) struct RemoteUser {
@@ -572,5 +584,37 @@ impl Remote {
                 return all;
             }
         }
+    }
+}
+
+/// A seeded generator (SplitMix64): a few lines, the same sequence on every platform, so a
+/// test's random choices repeat from run to run for one seed.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n`.
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    pub(crate) fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+
+    /// A generator of its own for a task, so tasks do not share one.
+    pub(crate) fn fork(&mut self) -> Rng {
+        Rng(self.next())
     }
 }

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::support::{Program, TestServer, TestUser};
+use crate::support::{memory_kib, Program, Remote, TestServer, TestUser};
 
 const MIB: usize = 1024 * 1024;
 
@@ -412,10 +412,7 @@ async fn the_bytes_decide_the_type_and_names_cannot_escape() {
 
 /// VmHWM (peak resident memory) of a process, in bytes.
 fn peak_rss(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kib: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
+    memory_kib(pid, "VmHWM") as usize * 1024
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,24 +420,8 @@ async fn uploads_stream_without_growing_the_servers_memory() {
     let dir = tempfile::tempdir().unwrap();
     let program = Program::start(dir.path(), &[]);
     let base = program.base.clone();
-    let client = reqwest::Client::new();
-    let creds = json!({"username": "alice", "password": "password-123"});
-    client
-        .post(format!("{base}/v1/auth/register"))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap();
-    let login: Value = client
-        .post(format!("{base}/v1/auth/login"))
-        .json(&json!({"login": "alice", "password": "password-123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap();
+    let alice = Remote::new(&base).user("alice").await;
+    let token = alice.token.as_str();
     // Warm up (first request paths, allocator arenas), then measure the peak across 45 MiB.
     let (status, _) = upload_to(&base, token, "small.png", png(MIB)).await;
     assert_eq!(status, StatusCode::CREATED);

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{seqs, TestServer, TestUser, Ws, FRAME_WAIT};
+use crate::support::{seqs, Rng, TestServer, TestUser, Ws, FRAME_WAIT};
 
 /// The inbound frame limit the fuzzed server runs with (the default of API.md).
 const LIMIT: usize = 64 * 1024;
@@ -509,30 +509,12 @@ fn json_of(payload: &[u8]) -> Value {
     serde_json::from_slice(payload).expect("a JSON text frame")
 }
 
-/// SplitMix64: a few lines, the same sequence on every platform, plenty to pick fuzz cases.
-struct Rng(u64);
+/// Random text for fuzz cases.
+trait RandomText {
+    fn chars(&mut self, len: usize) -> String;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
+impl RandomText for Rng {
     fn chars(&mut self, len: usize) -> String {
         (0..len)
             .filter_map(|_| {
