@@ -35,10 +35,12 @@
 //!
 //! The map: [`domain`] (types that cannot hold invalid values), [`ports`] (what adapters
 //! implement), [`engine`] (the rules), [`hub`] (fan-out to this node's sessions), [`auth`]
-//! (passwords and tokens), [`memory`] and [`notify`] (in-process adapters), and, with the
+//! (passwords and tokens), [`memory`] and [`notify`] (in-process adapters), [`batch`] (group
+//! commit for store adapters), and, with the
 //! `testing` feature, `testing::store_conformance_tests!` for new store adapters.
 
 pub mod auth;
+pub mod batch;
 pub mod blobs;
 pub mod clock;
 pub mod domain;

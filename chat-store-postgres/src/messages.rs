@@ -9,7 +9,7 @@ use chat_core::domain::{
     Message, MessageEdit, MessageId, MessageKind, NewMessage, ReactionChange, ReactionEdit, Rev,
     RoomId, SearchQuery, Seq, ThreadSummary, UserId,
 };
-use chat_core::ports::{Hint, HintKind, MessageStore};
+use chat_core::ports::{Hint, HintKind, MessageStore, NodeId};
 use chat_core::StoreError;
 use sea_query::{Asterisk, Expr, Func, JoinType, Order, Query, SelectStatement, SimpleExpr};
 use sqlx::{PgConnection, PgPool};
@@ -255,155 +255,215 @@ pub(crate) async fn last_messages(
     Ok(messages.into_iter().map(|m| (m.room_id, m)).collect())
 }
 
+/// Appends a batch of messages in one transaction: one commit, one WAL flush, however many
+/// messages waited (see [`chat_core::batch`]). Each message runs in a savepoint of its own, so
+/// one that fails (its room or upload is gone) stores nothing and leaves the others in; when
+/// the transaction itself fails, every message in it fails and none was stored. Messages are
+/// appended in the order of their rooms' ids (each room's own in the order they came): every
+/// batch, from every node, then takes its rooms' locks in one order and no two deadlock.
+pub(crate) async fn append_batch(
+    pool: PgPool,
+    hints_as: Option<NodeId>,
+    batch: Vec<NewMessage>,
+) -> Vec<Result<Appended, StoreError>> {
+    let count = batch.len();
+    match append_all(&pool, hints_as, &batch).await {
+        Ok(results) => results,
+        Err(e) => {
+            let reason = e.to_string();
+            (0..count)
+                .map(|_| Err(StoreError::Unavailable(reason.clone())))
+                .collect()
+        }
+    }
+}
+
+async fn append_all(
+    pool: &PgPool,
+    hints_as: Option<NodeId>,
+    batch: &[NewMessage],
+) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_key(|&i| batch[i].room_id);
+    let mut results: Vec<Option<Result<Appended, StoreError>>> =
+        std::iter::repeat_with(|| None).take(batch.len()).collect();
+    let mut hints = Vec::new();
+    let mut tx = pool.begin().await.map_err(db)?;
+    for i in order {
+        let message = &batch[i];
+        let mut savepoint = sqlx::Connection::begin(&mut *tx).await.map_err(db)?;
+        let result = append(&mut savepoint, message).await;
+        match &result {
+            Ok(appended) if appended.created => {
+                savepoint.commit().await.map_err(db)?;
+                if let Some(node) = hints_as {
+                    hints.push(Hint {
+                        origin: node,
+                        room: Some(message.room_id),
+                        kind: HintKind::Message {
+                            seq: appended.message.seq,
+                        },
+                    });
+                }
+            }
+            // A repeat gives back the seq it took; a failure leaves nothing behind.
+            _ => savepoint.rollback().await.map_err(db)?,
+        }
+        results[i] = Some(result);
+    }
+    // Inside the transaction, so PostgreSQL delivers the hints exactly when the messages commit.
+    for payload in crate::notifier::payloads(&hints) {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::notifier::CHANNEL)
+            .bind(payload)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// Appends one message inside the caller's transaction; a repeated `client_id` returns the
+/// original (the caller rolls back what this did) and stores nothing.
+async fn append(conn: &mut PgConnection, message: &NewMessage) -> Result<Appended, StoreError> {
+    // Taking the room's next position first locks its row until commit: every other append
+    // to the room, from any node, waits here, so seqs are handed out one at a time and
+    // without gaps, and what this transaction reads next includes every earlier append.
+    let created_at = from_micros(micros(message.created_at));
+    let bump = Query::update()
+        .table(Rooms::Table)
+        .values([
+            (Rooms::LastSeq, Expr::col(Rooms::LastSeq).add(1)),
+            (Rooms::Rev, Expr::col(Rooms::Rev).add(1)),
+            (Rooms::LastMessageAt, created_at.into()),
+        ])
+        .and_where(Expr::col(Rooms::Id).eq(message.room_id.0))
+        .returning(Query::returning().columns([Rooms::LastSeq, Rooms::Rev]))
+        .to_owned();
+    let position: Option<(i64, i64)> = fetch_optional(&mut *conn, &bump).await.map_err(db)?;
+    let (seq, rev) = position.ok_or(StoreError::NotFound)?;
+
+    if let Some(client_id) = &message.client_id {
+        let q = select_messages()
+            .and_where(in_room(message.room_id))
+            .and_where(Expr::col((Messages::Table, Messages::SenderId)).eq(message.sender_id.0))
+            .and_where(Expr::col((Messages::Table, Messages::ClientId)).eq(client_id.as_str()))
+            .to_owned();
+        if let Some(original) = fetch_messages(&mut *conn, &q).await?.pop() {
+            // The caller's savepoint rolls back, giving the seq and rev taken above back.
+            return Ok(Appended {
+                message: original,
+                created: false,
+            });
+        }
+    }
+
+    // After the repeat check, so a retry returns its original even when its upload is gone
+    // since. A missing upload stores nothing: returning rolls the seq taken above back. The
+    // upload cannot be deleted until the message commits.
+    let attachment = match message.attachment {
+        Some(id) => {
+            let upload = uploads::locked(&mut *conn, id).await?;
+            Some(Attachment::of(&upload.ok_or(StoreError::NotFound)?))
+        }
+        None => None,
+    };
+
+    let insert = Query::insert()
+        .into_table(Messages::Table)
+        .columns([
+            Messages::RoomId,
+            Messages::Seq,
+            Messages::Id,
+            Messages::SenderId,
+            Messages::Kind,
+            Messages::Body,
+            Messages::ClientId,
+            Messages::ReplyTo,
+            Messages::ThreadId,
+            Messages::Mentions,
+            Messages::CreatedAt,
+            Messages::Rev,
+            Messages::Search,
+            Messages::AttachmentId,
+        ])
+        .values([
+            message.room_id.0.into(),
+            seq.into(),
+            message.id.0.into(),
+            message.sender_id.0.into(),
+            message.kind.as_str().into(),
+            message.body.as_ref().map(|b| b.as_str()).into(),
+            message.client_id.as_ref().map(ClientId::as_str).into(),
+            message.reply_to.map(|m| m.0).into(),
+            message.thread_id.map(|m| m.0).into(),
+            mentions_array(&message.mentions),
+            created_at.into(),
+            rev.into(),
+            search::indexed(message.body.as_ref().map(|b| b.as_str())),
+            message.attachment.map(|u| u.0).into(),
+        ])
+        .map_err(StoreError::backend)?
+        .to_owned();
+    execute(&mut *conn, &insert).await.map_err(db)?;
+    insert_mentions(&mut *conn, message.room_id, Seq(seq), &message.mentions).await?;
+
+    // The sender has seen what they wrote. GREATEST keeps a watermark from moving
+    // backwards; a sender without a membership row has no watermark to move.
+    let watermarks = Query::update()
+        .table(Memberships::Table)
+        .values([
+            (
+                Memberships::ReadSeq,
+                Func::greatest([Expr::col(Memberships::ReadSeq).into(), seq.into()]).into(),
+            ),
+            (
+                Memberships::DeliveredSeq,
+                Func::greatest([Expr::col(Memberships::DeliveredSeq).into(), seq.into()]).into(),
+            ),
+        ])
+        .and_where(Expr::col(Memberships::RoomId).eq(message.room_id.0))
+        .and_where(Expr::col(Memberships::UserId).eq(message.sender_id.0))
+        .to_owned();
+    execute(&mut *conn, &watermarks).await.map_err(db)?;
+
+    Ok(Appended {
+        message: Message {
+            id: message.id,
+            room_id: message.room_id,
+            seq: Seq(seq),
+            rev: Rev(rev),
+            sender_id: message.sender_id,
+            kind: message.kind,
+            body: message.body.as_ref().map(|b| b.as_str().to_owned()),
+            attachment,
+            reply_to: message.reply_to,
+            thread_id: message.thread_id,
+            thread: None,
+            mentions: message.mentions.clone(),
+            client_id: message.client_id.clone(),
+            created_at,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+        },
+        created: true,
+    })
+}
+
 #[async_trait]
 impl MessageStore for PgStore {
     #[tracing::instrument(name = "db.message.append", skip_all, err)]
     async fn append_message(&self, message: &NewMessage) -> Result<Appended, StoreError> {
-        // Returning early drops the transaction, which rolls back whatever it had done.
-        let mut tx = self.pool.begin().await.map_err(db)?;
-
-        // Taking the room's next position first locks its row until commit: every other append
-        // to the room, from any node, waits here, so seqs are handed out one at a time and
-        // without gaps, and what this transaction reads next includes every earlier append.
-        let created_at = from_micros(micros(message.created_at));
-        let bump = Query::update()
-            .table(Rooms::Table)
-            .values([
-                (Rooms::LastSeq, Expr::col(Rooms::LastSeq).add(1)),
-                (Rooms::Rev, Expr::col(Rooms::Rev).add(1)),
-                (Rooms::LastMessageAt, created_at.into()),
-            ])
-            .and_where(Expr::col(Rooms::Id).eq(message.room_id.0))
-            .returning(Query::returning().columns([Rooms::LastSeq, Rooms::Rev]))
-            .to_owned();
-        let position: Option<(i64, i64)> = fetch_optional(&mut *tx, &bump).await.map_err(db)?;
-        let (seq, rev) = position.ok_or(StoreError::NotFound)?;
-
-        if let Some(client_id) = &message.client_id {
-            let q = select_messages()
-                .and_where(in_room(message.room_id))
-                .and_where(Expr::col((Messages::Table, Messages::SenderId)).eq(message.sender_id.0))
-                .and_where(Expr::col((Messages::Table, Messages::ClientId)).eq(client_id.as_str()))
-                .to_owned();
-            if let Some(original) = fetch_messages(&mut tx, &q).await?.pop() {
-                // Rolling back gives the seq and rev taken above back to the room.
-                tx.rollback().await.map_err(db)?;
-                return Ok(Appended {
-                    message: original,
-                    created: false,
-                });
-            }
-        }
-
-        // After the repeat check, so a retry returns its original even when its upload is gone
-        // since. A missing upload stores nothing: returning rolls the seq taken above back. The
-        // upload cannot be deleted until the message commits.
-        let attachment = match message.attachment {
-            Some(id) => {
-                let upload = uploads::locked(&mut tx, id).await?;
-                Some(Attachment::of(&upload.ok_or(StoreError::NotFound)?))
-            }
-            None => None,
-        };
-
-        let insert = Query::insert()
-            .into_table(Messages::Table)
-            .columns([
-                Messages::RoomId,
-                Messages::Seq,
-                Messages::Id,
-                Messages::SenderId,
-                Messages::Kind,
-                Messages::Body,
-                Messages::ClientId,
-                Messages::ReplyTo,
-                Messages::ThreadId,
-                Messages::Mentions,
-                Messages::CreatedAt,
-                Messages::Rev,
-                Messages::Search,
-                Messages::AttachmentId,
-            ])
-            .values([
-                message.room_id.0.into(),
-                seq.into(),
-                message.id.0.into(),
-                message.sender_id.0.into(),
-                message.kind.as_str().into(),
-                message.body.as_ref().map(|b| b.as_str()).into(),
-                message.client_id.as_ref().map(ClientId::as_str).into(),
-                message.reply_to.map(|m| m.0).into(),
-                message.thread_id.map(|m| m.0).into(),
-                mentions_array(&message.mentions),
-                created_at.into(),
-                rev.into(),
-                search::indexed(message.body.as_ref().map(|b| b.as_str())),
-                message.attachment.map(|u| u.0).into(),
-            ])
-            .map_err(StoreError::backend)?
-            .to_owned();
-        execute(&mut *tx, &insert).await.map_err(db)?;
-        insert_mentions(&mut tx, message.room_id, Seq(seq), &message.mentions).await?;
-
-        // The sender has seen what they wrote. GREATEST keeps a watermark from moving
-        // backwards; a sender without a membership row has no watermark to move.
-        let watermarks = Query::update()
-            .table(Memberships::Table)
-            .values([
-                (
-                    Memberships::ReadSeq,
-                    Func::greatest([Expr::col(Memberships::ReadSeq).into(), seq.into()]).into(),
-                ),
-                (
-                    Memberships::DeliveredSeq,
-                    Func::greatest([Expr::col(Memberships::DeliveredSeq).into(), seq.into()])
-                        .into(),
-                ),
-            ])
-            .and_where(Expr::col(Memberships::RoomId).eq(message.room_id.0))
-            .and_where(Expr::col(Memberships::UserId).eq(message.sender_id.0))
-            .to_owned();
-        execute(&mut *tx, &watermarks).await.map_err(db)?;
-        if let Some(node) = self.hints_as {
-            // Inside the transaction, so PostgreSQL delivers it exactly when the message commits.
-            let hint = Hint {
-                origin: node,
-                room: Some(message.room_id),
-                kind: HintKind::Message { seq: Seq(seq) },
-            };
-            for payload in crate::notifier::payloads(&[hint]) {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(crate::notifier::CHANNEL)
-                    .bind(payload)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
-        }
-        tx.commit().await.map_err(db)?;
-
-        Ok(Appended {
-            message: Message {
-                id: message.id,
-                room_id: message.room_id,
-                seq: Seq(seq),
-                rev: Rev(rev),
-                sender_id: message.sender_id,
-                kind: message.kind,
-                body: message.body.as_ref().map(|b| b.as_str().to_owned()),
-                attachment,
-                reply_to: message.reply_to,
-                thread_id: message.thread_id,
-                thread: None,
-                mentions: message.mentions.clone(),
-                client_id: message.client_id.clone(),
-                created_at,
-                edited_at: None,
-                deleted: false,
-                reactions: Vec::new(),
-            },
-            created: true,
-        })
+        self.appender(message.room_id)
+            .submit(message.clone())
+            .await
+            .unwrap_or_else(|| {
+                Err(StoreError::Unavailable(
+                    "the store's writer has stopped".into(),
+                ))
+            })
     }
 
     #[tracing::instrument(name = "db.message.count", skip_all, err)]

@@ -70,7 +70,7 @@ pub async fn connect_node(
     node: chat_core::ports::NodeId,
 ) -> Result<(crate::PgStore, PgNotifier), StoreError> {
     let mut store = crate::PgStore::connect(url, options).await?;
-    store.hints_as = Some(node);
+    store.hint_appends_as(node);
     let mut notifier = PgNotifier::start(store.pool().clone()).await?;
     notifier.messages_sent_by_store = true;
     Ok((store, notifier))

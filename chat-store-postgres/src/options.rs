@@ -14,6 +14,12 @@ pub struct PgOptions {
     /// The longest a statement may run before the server cancels it; `None` keeps the
     /// server's setting.
     pub statement_timeout: Option<Duration>,
+    /// The most new messages committed in one transaction (group commit); as many more wait
+    /// per shard, and senders beyond those wait for room.
+    pub max_append_batch: usize,
+    /// How many transactions of new messages run at once, each for its own share of the rooms
+    /// (each holds a connection while it commits).
+    pub append_shards: usize,
 }
 
 impl Default for PgOptions {
@@ -23,6 +29,8 @@ impl Default for PgOptions {
             min_connections: 1,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Some(Duration::from_secs(30)),
+            max_append_batch: 256,
+            append_shards: 4,
         }
     }
 }

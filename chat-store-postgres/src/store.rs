@@ -4,6 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use chat_core::batch::Batcher;
+use chat_core::domain::{Appended, NewMessage, RoomId};
 use chat_core::ports::NodeId;
 use chat_core::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -11,19 +13,24 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::error::db;
+use crate::messages;
 use crate::options::PgOptions;
 
 /// A [`chat_core::ports::Store`] on a PostgreSQL database, shareable by many server nodes.
 ///
 /// Clones share one connection pool. Every operation is one transaction (or one statement);
 /// what must be serialized across nodes, such as the seq of a room's next message, is
-/// serialized by row locks in the database, never by anything held in this process.
+/// serialized by row locks in the database, never by anything held in this process. New
+/// messages queue per shard of rooms and are committed together, as many as waited (group
+/// commit: one WAL flush for the lot); the store runs that batching on the tokio runtime it was
+/// opened on.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
-    /// The node whose appends NOTIFY their hint inside their own transaction (see
-    /// [`crate::connect_node`]).
-    pub(crate) hints_as: Option<NodeId>,
+    /// Queues new messages for group commit: one batcher per shard of rooms, so appends to
+    /// different rooms commit in parallel while each room's keep their order.
+    appenders: Arc<[Appender]>,
+    options: PgOptions,
     /// The database of a temporary store, dropped with the last clone. Declared after `pool`, so
     /// that the store's own handle on the pool is released first.
     temporary: Option<Arc<TemporaryDatabase>>,
@@ -86,12 +93,39 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(StoreError::backend)?;
+        let appenders = appenders(&pool, None, options);
         Ok(PgStore {
             pool,
-            hints_as: None,
+            appenders,
+            options,
             temporary: None,
         })
     }
+
+    /// Makes every append NOTIFY its hint, as `node`, inside its own transaction (see
+    /// [`crate::connect_node`]).
+    pub(crate) fn hint_appends_as(&mut self, node: NodeId) {
+        self.appenders = appenders(&self.pool, Some(node), self.options);
+    }
+
+    /// The batcher that appends to `room`.
+    pub(crate) fn appender(&self, room: RoomId) -> &Appender {
+        let shard = room.0.as_u128() % self.appenders.len() as u128;
+        &self.appenders[shard as usize]
+    }
+}
+
+pub(crate) type Appender = Batcher<NewMessage, Result<Appended, StoreError>>;
+
+fn appenders(pool: &PgPool, hints_as: Option<NodeId>, options: PgOptions) -> Arc<[Appender]> {
+    (0..options.append_shards.max(1))
+        .map(|_| {
+            let pool = pool.clone();
+            Batcher::spawn(options.max_append_batch, move |batch| {
+                messages::append_batch(pool.clone(), hints_as, batch)
+            })
+        })
+        .collect()
 }
 
 /// A database created for one temporary store, dropped when the last clone of it goes.

@@ -32,6 +32,9 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// Commit durability.
     pub synchronous: Synchronous,
+    /// The most new messages committed in one transaction (group commit); as many more wait
+    /// for it, and senders beyond those wait for room.
+    pub max_append_batch: usize,
 }
 
 impl Default for SqliteOptions {
@@ -40,6 +43,7 @@ impl Default for SqliteOptions {
             max_read_connections: 8,
             busy_timeout: Duration::from_secs(5),
             synchronous: Synchronous::Full,
+            max_append_batch: 256,
         }
     }
 }

@@ -4,11 +4,14 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use chat_core::batch::Batcher;
+use chat_core::domain::{Appended, NewMessage};
 use chat_core::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite, Transaction};
 
 use crate::error::db;
+use crate::messages;
 use crate::options::SqliteOptions;
 use crate::search;
 
@@ -16,11 +19,15 @@ use crate::search;
 ///
 /// Writes go through a pool of exactly one connection, so SQLite never sees two writers on this
 /// file and a transaction never fails to upgrade its lock; reads run in parallel on read-only
-/// connections, which WAL mode lets proceed while a write is in progress.
+/// connections, which WAL mode lets proceed while a write is in progress. New messages queue
+/// for that connection and are committed together, as many as waited (group commit: one fsync
+/// for the lot), so concurrent senders share the cost of durability instead of queueing for it.
+/// The store runs that batching on the tokio runtime it was opened on.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
+    pub(crate) appender: Batcher<NewMessage, Result<Appended, StoreError>>,
     /// The directory of a temporary store, removed when the last clone is dropped.
     temporary: Option<Arc<tempfile::TempDir>>,
 }
@@ -94,9 +101,14 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(db)?;
+        let appender = Batcher::spawn(options.max_append_batch, {
+            let writer = writer.clone();
+            move |batch| messages::append_batch(writer.clone(), batch)
+        });
         let store = SqliteStore {
             writer,
             reader,
+            appender,
             temporary: None,
         };
         // Part of bringing the schema up to date: the search index of a database from before it.

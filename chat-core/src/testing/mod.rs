@@ -46,6 +46,7 @@ macro_rules! store_conformance_tests {
             appends_assign_consecutive_seq_and_rev,
             appends_are_idempotent_per_sender_and_client_id,
             concurrent_appends_leave_no_gaps,
+            failing_and_repeated_appends_in_a_burst_leave_the_others_intact,
             appends_move_the_senders_watermarks,
             appending_to_a_missing_room_is_not_found,
             history_pages_in_both_directions,
@@ -561,6 +562,55 @@ pub async fn concurrent_appends_leave_no_gaps(store: Arc<dyn Store>) {
     assert_eq!(all, (1..=200).collect::<Vec<i64>>());
     let r = store.room(room).await.unwrap().unwrap();
     assert_eq!(r.last_seq, Seq(200));
+}
+
+/// A burst of appends at once, a third of them to a missing room and a third repeating one
+/// client id: the failures store nothing, the repeats all get the one original, and the rest
+/// get seqs that, with the original's, are 1..=N exactly once (a store that commits appends
+/// together must keep a failing one from taking the others down with it).
+pub async fn failing_and_repeated_appends_in_a_burst_leave_the_others_intact(
+    store: Arc<dyn Store>,
+) {
+    let alice = add_user(&store, "alice").await;
+    let room = add_room(&store, alice, &[]).await;
+    let missing = RoomId(Uuid::new_v4());
+    let repeated = ClientId::parse("burst-1").unwrap();
+    let tasks: Vec<_> = (0..90)
+        .map(|i| {
+            let store = store.clone();
+            let mut message = text(if i % 3 == 0 { missing } else { room }, alice, "x");
+            if i % 3 == 1 {
+                message.client_id = Some(repeated.clone());
+            }
+            tokio::spawn(async move { (i % 3, store.append_message(&message).await) })
+        })
+        .collect();
+    let mut created = Vec::new();
+    let mut repeats = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (0, result) => assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}"),
+            (1, result) => repeats.push(result.unwrap()),
+            (_, result) => {
+                let appended = result.unwrap();
+                assert!(appended.created);
+                created.push(appended.message.seq.0);
+            }
+        }
+    }
+    let originals: Vec<_> = repeats.iter().filter(|a| a.created).collect();
+    assert_eq!(originals.len(), 1, "exactly one repeat creates the message");
+    let original = &originals[0].message;
+    assert!(repeats.iter().all(|a| a.message.id == original.id));
+    created.push(original.seq.0);
+    created.sort_unstable();
+    assert_eq!(created, (1..=31).collect::<Vec<i64>>());
+    let page = store
+        .history(room, HistoryAnchor::Latest, 100)
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page.messages), (1..=31).collect::<Vec<i64>>());
+    assert_eq!(store.room(room).await.unwrap().unwrap().last_seq, Seq(31));
 }
 
 /// Sending moves the sender's own read and delivered watermarks to the new seq.
