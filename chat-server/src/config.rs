@@ -30,6 +30,11 @@ pub struct Config {
     /// Seconds a request waits for a database connection before answering 503.
     #[arg(long, env = "CHAT_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
     pub db_acquire_timeout_secs: u64,
+    /// The most new messages the store commits in one transaction (group commit: messages that
+    /// arrive while a commit runs wait and go in the next one together).
+    #[arg(long, env = "CHAT_DB_APPEND_BATCH", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub db_append_batch: u32,
     /// HS256 secret for access tokens, at least 32 bytes; default: generated once and kept in
     /// the data directory.
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]

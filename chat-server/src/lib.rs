@@ -420,6 +420,7 @@ async fn open_backend(
     let sqlite = SqliteOptions {
         max_read_connections: config.db_max_connections.max(1),
         busy_timeout: acquire_timeout,
+        max_append_batch: config.db_append_batch as usize,
         ..SqliteOptions::default()
     };
     let url = config.database_url.as_deref();
@@ -430,6 +431,7 @@ async fn open_backend(
             let options = PgOptions {
                 max_connections: config.db_max_connections.max(2),
                 acquire_timeout,
+                max_append_batch: config.db_append_batch as usize,
                 ..PgOptions::default()
             };
             let (store, notifier) = chat_store_postgres::connect_node(url, options, node).await?;
