@@ -5,20 +5,20 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chat_core::domain::{
-    from_micros, micros, Appended, Attachment, ClientId, Cursor, Emoji, HistoryAnchor, HistoryPage,
-    Message, MessageEdit, MessageId, MessageKind, NewMessage, ReactionChange, ReactionEdit, Rev,
-    RoomId, SearchQuery, Seq, ThreadSummary, UserId,
+    from_micros, micros, Appended, ClientId, Cursor, Emoji, HistoryAnchor, HistoryPage, Message,
+    MessageEdit, MessageId, MessageKind, NewMessage, ReactionChange, ReactionEdit, Rev, RoomId,
+    SearchQuery, Seq, ThreadSummary, UserId,
 };
 use chat_core::ports::MessageStore;
 use chat_core::StoreError;
 use sea_query::{Asterisk, Expr, Func, Order, Query, SelectStatement, SimpleExpr};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use crate::error::{corrupt, db};
 use crate::query::{execute, fetch_all, fetch_optional};
 use crate::reactions;
-use crate::schema::{Derived, Memberships, Mentions, Messages, Rooms};
+use crate::schema::{Derived, Mentions, Messages, Rooms};
 use crate::search;
 use crate::store::SqliteStore;
 use crate::uploads::{self, AttachmentRow};
@@ -103,7 +103,7 @@ impl TryFrom<MessageRow> for Message {
 }
 
 /// The mentioned ids as the `messages.mentions` column keeps them: comma-separated.
-fn encode_mentions(mentions: &[UserId]) -> String {
+pub(crate) fn encode_mentions(mentions: &[UserId]) -> String {
     mentions
         .iter()
         .map(|u| u.0.hyphenated().to_string())
@@ -300,172 +300,6 @@ pub(crate) async fn last_messages(
         .to_owned();
     let messages = read_messages(conn, &q).await?;
     Ok(messages.into_iter().map(|m| (m.room_id, m)).collect())
-}
-
-/// Appends a batch of messages in one transaction: one commit, one fsync, however many
-/// messages waited for the writer (see [`chat_core::batch`]). Each message runs in a savepoint
-/// of its own, so one that fails (its room or upload is gone) stores nothing and leaves the
-/// others in. When the transaction itself fails, every message in it fails: none was stored.
-pub(crate) async fn append_batch(
-    writer: SqlitePool,
-    batch: Vec<NewMessage>,
-) -> Vec<Result<Appended, StoreError>> {
-    let count = batch.len();
-    match append_all(&writer, &batch).await {
-        Ok(results) => results,
-        Err(e) => {
-            let reason = e.to_string();
-            (0..count)
-                .map(|_| Err(StoreError::Unavailable(reason.clone())))
-                .collect()
-        }
-    }
-}
-
-async fn append_all(
-    writer: &SqlitePool,
-    batch: &[NewMessage],
-) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    let mut results = Vec::with_capacity(batch.len());
-    for message in batch {
-        let mut savepoint = sqlx::Connection::begin(&mut *tx).await.map_err(db)?;
-        let result = append(&mut savepoint, message).await;
-        // Only a new message keeps what its savepoint did; a repeat or a failure wrote nothing
-        // that should stay.
-        if result.as_ref().is_ok_and(|a| a.created) {
-            savepoint.commit().await.map_err(db)?;
-        } else {
-            savepoint.rollback().await.map_err(db)?;
-        }
-        results.push(result);
-    }
-    tx.commit().await.map_err(db)?;
-    Ok(results)
-}
-
-/// Appends one message inside the caller's transaction; a repeated `client_id` returns the
-/// original and writes nothing.
-async fn append(conn: &mut SqliteConnection, message: &NewMessage) -> Result<Appended, StoreError> {
-    if let Some(client_id) = &message.client_id {
-        let q = select_messages()
-            .and_where(in_room(message.room_id))
-            .and_where(Expr::col((Messages::Table, Messages::SenderId)).eq(message.sender_id.0))
-            .and_where(Expr::col((Messages::Table, Messages::ClientId)).eq(client_id.as_str()))
-            .to_owned();
-        if let Some(original) = read_messages(&mut *conn, &q).await?.pop() {
-            return Ok(Appended {
-                message: original,
-                created: false,
-            });
-        }
-    }
-    // A message never names a missing upload (the caller's savepoint rolls back whatever this
-    // returns an error after), and the new message is returned with it.
-    let attachment = match message.attachment {
-        Some(id) => Some(
-            uploads::find(&mut *conn, id)
-                .await?
-                .ok_or(StoreError::NotFound)?,
-        ),
-        None => None,
-    };
-
-    let created_at = micros(message.created_at);
-    let bump = Query::update()
-        .table(Rooms::Table)
-        .values([
-            (Rooms::LastSeq, Expr::col(Rooms::LastSeq).add(1)),
-            (Rooms::Rev, Expr::col(Rooms::Rev).add(1)),
-            (Rooms::LastMessageAt, created_at.into()),
-        ])
-        .and_where(Expr::col(Rooms::Id).eq(message.room_id.0))
-        .returning(Query::returning().columns([Rooms::LastSeq, Rooms::Rev]))
-        .to_owned();
-    let position: Option<(i64, i64)> = fetch_optional(&mut *conn, &bump).await.map_err(db)?;
-    let (seq, rev) = position.ok_or(StoreError::NotFound)?;
-
-    let insert = Query::insert()
-        .into_table(Messages::Table)
-        .columns([
-            Messages::RoomId,
-            Messages::Seq,
-            Messages::Id,
-            Messages::SenderId,
-            Messages::Kind,
-            Messages::Body,
-            Messages::ClientId,
-            Messages::ReplyTo,
-            Messages::ThreadId,
-            Messages::Mentions,
-            Messages::CreatedAt,
-            Messages::Rev,
-            Messages::AttachmentId,
-        ])
-        .values([
-            message.room_id.0.into(),
-            seq.into(),
-            message.id.0.into(),
-            message.sender_id.0.into(),
-            message.kind.as_str().into(),
-            message.body.as_ref().map(|b| b.as_str()).into(),
-            message.client_id.as_ref().map(ClientId::as_str).into(),
-            message.reply_to.map(|m| m.0).into(),
-            message.thread_id.map(|m| m.0).into(),
-            encode_mentions(&message.mentions).into(),
-            created_at.into(),
-            rev.into(),
-            message.attachment.map(|u| u.0).into(),
-        ])
-        .map_err(StoreError::backend)?
-        .to_owned();
-    execute(&mut *conn, &insert).await.map_err(db)?;
-    insert_mentions(&mut *conn, message.room_id, seq, &message.mentions).await?;
-    if let Some(body) = &message.body {
-        search::index(&mut *conn, message.room_id, seq, body.as_str()).await?;
-    }
-
-    // The sender has seen what they wrote. MAX keeps a watermark from moving backwards; a
-    // sender without a membership row has no watermark to move.
-    let watermarks = Query::update()
-        .table(Memberships::Table)
-        .values([
-            (
-                Memberships::ReadSeq,
-                Func::greatest([Expr::col(Memberships::ReadSeq).into(), seq.into()]).into(),
-            ),
-            (
-                Memberships::DeliveredSeq,
-                Func::greatest([Expr::col(Memberships::DeliveredSeq).into(), seq.into()]).into(),
-            ),
-        ])
-        .and_where(Expr::col(Memberships::RoomId).eq(message.room_id.0))
-        .and_where(Expr::col(Memberships::UserId).eq(message.sender_id.0))
-        .to_owned();
-    execute(&mut *conn, &watermarks).await.map_err(db)?;
-
-    Ok(Appended {
-        message: Message {
-            id: message.id,
-            room_id: message.room_id,
-            seq: Seq(seq),
-            rev: Rev(rev),
-            sender_id: message.sender_id,
-            kind: message.kind,
-            body: message.body.as_ref().map(|b| b.as_str().to_owned()),
-            attachment: attachment.as_ref().map(Attachment::of),
-            reply_to: message.reply_to,
-            thread_id: message.thread_id,
-            thread: None,
-            mentions: message.mentions.clone(),
-            client_id: message.client_id.clone(),
-            created_at: from_micros(created_at),
-            edited_at: None,
-            deleted: false,
-            reactions: Vec::new(),
-        },
-        created: true,
-    })
 }
 
 #[async_trait]

@@ -10,8 +10,8 @@ use chat_core::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite, Transaction};
 
+use crate::appends;
 use crate::error::db;
-use crate::messages;
 use crate::options::SqliteOptions;
 use crate::search;
 
@@ -103,7 +103,7 @@ impl SqliteStore {
             .map_err(db)?;
         let appender = Batcher::spawn(options.max_append_batch, {
             let writer = writer.clone();
-            move |batch| messages::append_batch(writer.clone(), batch)
+            move |batch| appends::append_batch(writer.clone(), batch)
         });
         let store = SqliteStore {
             writer,
