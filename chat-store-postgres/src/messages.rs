@@ -283,6 +283,20 @@ async fn append_all(
     hints_as: Option<NodeId>,
     batch: &[NewMessage],
 ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+    if let [message] = batch {
+        // Alone, the transaction is the message's own: no savepoint round trips.
+        let mut tx = pool.begin().await.map_err(db)?;
+        let result = append(&mut tx, message).await;
+        match &result {
+            Ok(appended) if appended.created => {
+                let hint = hints_as.map(|node| hint(node, appended));
+                notify(&mut tx, hint.as_slice()).await?;
+                tx.commit().await.map_err(db)?;
+            }
+            _ => tx.rollback().await.map_err(db)?,
+        }
+        return Ok(vec![result]);
+    }
     let mut order: Vec<usize> = (0..batch.len()).collect();
     order.sort_by_key(|&i| batch[i].room_id);
     let mut results: Vec<Option<Result<Appended, StoreError>>> =
@@ -296,32 +310,41 @@ async fn append_all(
         match &result {
             Ok(appended) if appended.created => {
                 savepoint.commit().await.map_err(db)?;
-                if let Some(node) = hints_as {
-                    hints.push(Hint {
-                        origin: node,
-                        room: Some(message.room_id),
-                        kind: HintKind::Message {
-                            seq: appended.message.seq,
-                        },
-                    });
-                }
+                hints.extend(hints_as.map(|node| hint(node, appended)));
             }
             // A repeat gives back the seq it took; a failure leaves nothing behind.
             _ => savepoint.rollback().await.map_err(db)?,
         }
         results[i] = Some(result);
     }
-    // Inside the transaction, so PostgreSQL delivers the hints exactly when the messages commit.
-    for payload in crate::notifier::payloads(&hints) {
+    notify(&mut tx, &hints).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// The hint that tells other nodes about a new message.
+fn hint(node: NodeId, appended: &Appended) -> Hint {
+    Hint {
+        origin: node,
+        room: Some(appended.message.room_id),
+        kind: HintKind::Message {
+            seq: appended.message.seq,
+        },
+    }
+}
+
+/// Sends the hints inside the transaction, so PostgreSQL delivers them exactly when the
+/// messages commit, and never for messages that did not.
+async fn notify(conn: &mut PgConnection, hints: &[Hint]) -> Result<(), StoreError> {
+    for payload in crate::notifier::payloads(hints) {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(crate::notifier::CHANNEL)
             .bind(payload)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(db)?;
     }
-    tx.commit().await.map_err(db)?;
-    Ok(results.into_iter().flatten().collect())
+    Ok(())
 }
 
 /// Appends one message inside the caller's transaction; a repeated `client_id` returns the
