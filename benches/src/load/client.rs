@@ -1,17 +1,20 @@
-//! The server as the load generator sees it: a few calls of the HTTP API (API.md) and
-//! WebSocket subscribers that tally the `message.created` frames of one room.
+//! The server as the load generator sees it: a few calls of the HTTP API (API.md), and
+//! WebSocket subscribers that tally the `message.created` frames of their room (posting over
+//! their own socket on request), or only hold their connection open.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{stream, SinkExt, StreamExt, TryStreamExt};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -37,6 +40,13 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a receiver that has every seq keeps listening, to catch late duplicates.
 const LINGER: Duration = Duration::from_millis(500);
+/// `POST /v1/rooms` names at most this many members (API.md); the rest are added one by one.
+const MAX_INITIAL_MEMBERS: usize = 100;
+/// Requests in flight while adding the members beyond [`MAX_INITIAL_MEMBERS`].
+const ADD_MEMBER_CONCURRENCY: usize = 8;
+/// tungstenite zeroes its whole read buffer (128 KiB by default) before every read; thousands
+/// of sockets that receive small frames need far less.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// The HTTP API of one server node.
 #[derive(Debug, Clone)]
@@ -73,6 +83,21 @@ struct SeqOnly {
 #[derive(Deserialize)]
 struct RoomSeq {
     last_seq: u64,
+}
+
+#[derive(Deserialize)]
+struct HistoryPage {
+    messages: Vec<SeqOnly>,
+    has_more: bool,
+}
+
+/// One page of a room's history (`GET /v1/rooms/{id}/messages`).
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// The seqs of its messages, as listed (ascending).
+    pub seqs: Vec<u64>,
+    /// More exist in the direction of paging.
+    pub has_more: bool,
 }
 
 impl Api {
@@ -122,6 +147,27 @@ impl Api {
         Ok(response.json().await?)
     }
 
+    async fn get<T: DeserializeOwned>(&self, path: &str, token: &str) -> Result<T, Error> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(format!("GET {path}: {status}: {text}").into());
+        }
+        Ok(response.json().await?)
+    }
+
+    /// The id of the user `token` belongs to; a host application's user is provisioned by
+    /// this first use of its token.
+    pub async fn me(&self, token: &str) -> Result<String, Error> {
+        Ok(self.get::<IdOnly>("/v1/users/me", token).await?.id)
+    }
+
     /// Registers `username` and logs in.
     pub async fn register_and_login(&self, username: &str, password: &str) -> Result<User, Error> {
         let _: IgnoredAny = self
@@ -144,20 +190,29 @@ impl Api {
         })
     }
 
-    /// Creates a private room owned by `owner` with `members` (at most 100, API.md); returns
-    /// its id.
+    /// Creates a room owned by `owner` with the users `members` (the first hundred named at
+    /// creation, API.md's cap, the rest added one by one); returns its id. A public room's
+    /// history is readable by every signed-in user.
     pub async fn create_room(
         &self,
         owner: &User,
         name: &str,
         members: &[String],
+        public: bool,
     ) -> Result<String, Error> {
+        let (initial, later) = members.split_at(members.len().min(MAX_INITIAL_MEMBERS));
+        let visibility = if public { "public" } else { "private" };
         let room: IdOnly = self
             .post(
                 "/v1/rooms",
                 Some(&owner.token),
-                &json!({"name": name, "members": members}),
+                &json!({"name": name, "members": initial, "visibility": visibility}),
             )
+            .await?;
+        stream::iter(later)
+            .map(|id| self.add_member(owner, &room.id, id))
+            .buffer_unordered(ADD_MEMBER_CONCURRENCY)
+            .try_collect::<()>()
             .await?;
         Ok(room.id)
     }
@@ -176,14 +231,41 @@ impl Api {
 
     /// The room's newest seq.
     pub async fn last_seq(&self, user: &User, room: &str) -> Result<u64, Error> {
+        let room: RoomSeq = self.get(&format!("/v1/rooms/{room}"), &user.token).await?;
+        Ok(room.last_seq)
+    }
+
+    /// The newest `limit` messages of `room`, or with `before` the newest `limit` below that
+    /// seq; an error is a short label, as with [`Api::send_message`].
+    pub async fn history_page(
+        &self,
+        user: &User,
+        room: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Page, String> {
+        let mut url = format!("{}/v1/rooms/{room}/messages?limit={limit}", self.base);
+        if let Some(before) = before {
+            url.push_str(&format!("&before={before}"));
+        }
         let response = self
             .http
-            .get(format!("{}/v1/rooms/{room}", self.base))
+            .get(url)
             .bearer_auth(&user.token)
             .send()
-            .await?
-            .error_for_status()?;
-        Ok(response.json::<RoomSeq>().await?.last_seq)
+            .await
+            .map_err(|e| error_label(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("http {}", status.as_u16()));
+        }
+        match response.json::<HistoryPage>().await {
+            Ok(page) => Ok(Page {
+                seqs: page.messages.iter().map(|m| m.seq).collect(),
+                has_more: page.has_more,
+            }),
+            Err(e) => Err(error_label(&e)),
+        }
     }
 
     /// Posts a message; returns its seq, or a short label of what went wrong (an HTTP status,
@@ -234,11 +316,41 @@ pub struct Subscriber {
     socket: Socket,
 }
 
+/// A message for a subscriber to post over its own socket (`message.send`), and where the
+/// outcome goes: the seq of the `ack`, or a short label of what went wrong.
+#[derive(Debug)]
+pub struct WsSend {
+    /// The room to post in.
+    pub room: String,
+    /// The body.
+    pub body: String,
+    /// The sender's key of the message, unique per run.
+    pub client_id: String,
+    /// Where the seq or the error goes.
+    pub outcome: oneshot::Sender<Result<u64, String>>,
+}
+
+/// The frames the load generator reads; everything else is `Other`.
 #[derive(Deserialize)]
-struct Frame {
-    #[serde(rename = "type")]
-    kind: String,
-    message: Option<FrameMessage>,
+#[serde(tag = "type")]
+enum Frame {
+    #[serde(rename = "ready")]
+    Ready,
+    #[serde(rename = "message.created")]
+    Created { message: FrameMessage },
+    #[serde(rename = "ack")]
+    Ack {
+        client_id: String,
+        message: FrameMessage,
+    },
+    #[serde(rename = "error")]
+    Error {
+        code: String,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    #[serde(other)]
+    Other,
 }
 
 #[derive(Deserialize)]
@@ -257,6 +369,43 @@ pub fn ws_url(base: &str) -> Result<String, Error> {
     }
 }
 
+/// Opens a socket at `url` for each of `tokens`, `concurrency` handshakes at a time; the
+/// results in the order of `tokens`.
+pub async fn connect_each<'a>(
+    url: &str,
+    tokens: impl IntoIterator<Item = &'a str>,
+    concurrency: usize,
+) -> Vec<Result<Subscriber, Error>> {
+    stream::iter(tokens)
+        .map(|token| Subscriber::connect(url, token))
+        .buffered(concurrency)
+        .collect()
+        .await
+}
+
+/// The frame an item of the stream holds, or why the connection ended.
+fn frame_or_end(
+    item: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<Message, String> {
+    match item {
+        Some(Ok(Message::Close(close))) => Err(close.map_or_else(
+            || "closed without a code".into(),
+            |c| format!("closed {} {}", u16::from(c.code), c.reason),
+        )),
+        Some(Ok(frame)) => Ok(frame),
+        Some(Err(e)) => Err(format!("error: {e}")),
+        None => Err("connection ended".into()),
+    }
+}
+
+/// The next message to post, or never when there is no outbox (or it is closed).
+async fn next_send(outbox: &mut Option<mpsc::Receiver<WsSend>>) -> Option<WsSend> {
+    match outbox {
+        Some(outbox) => outbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Subscriber {
     /// Opens the WebSocket at `url` (see [`ws_url`]) as the holder of `token` and waits for
     /// `ready`, so that no message sent afterwards can be missed.
@@ -265,37 +414,41 @@ impl Subscriber {
         request
             .headers_mut()
             .insert(AUTHORIZATION, format!("Bearer {token}").parse()?);
-        let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
         let (mut socket, _) = timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| format!("{url}: no WebSocket handshake within {CONNECT_TIMEOUT:?}"))??;
         let ready = async {
-            while let Some(frame) = socket.next().await {
-                if let Message::Text(text) = frame? {
-                    let frame: Frame = serde_json::from_str(&text)?;
-                    if frame.kind == "ready" {
+            loop {
+                if let Message::Text(text) = frame_or_end(socket.next().await)? {
+                    if let Frame::Ready = serde_json::from_str(&text)? {
                         return Ok(());
                     }
                 }
             }
-            Err::<(), Error>("the connection closed before `ready`".into())
         };
         timeout(READY_TIMEOUT, ready)
             .await
-            .map_err(|_| format!("{url}: no `ready` within {READY_TIMEOUT:?}"))??;
+            .map_err(|_| format!("{url}: no `ready` within {READY_TIMEOUT:?}"))?
+            .map_err(|e: Error| format!("{url}: before `ready`: {e}"))?;
         Ok(Self { socket })
     }
 
     /// Tallies the `message.created` frames of `room` until shortly after every seq up to the
     /// target (once `target` holds one) has arrived, or until `deadline`, or until the server
-    /// closes the connection.
+    /// closes the connection. Meanwhile it posts what `outbox` brings over this socket and
+    /// reports each `ack` (or `error`) to its sender.
     pub async fn receive(
         mut self,
         room: &str,
         mut target: watch::Receiver<Option<u64>>,
         deadline: Instant,
+        mut outbox: Option<mpsc::Receiver<WsSend>>,
     ) -> Tally {
-        let mut tally = Tally::default();
+        let mut tally = Tally::new(room);
+        // Posted over this socket, not acked yet, by client_id.
+        let mut pending = HashMap::new();
         // Once the sender is gone `changed()` fails at once; polling it then would spin.
         let mut target_open = true;
         let mut until = deadline;
@@ -312,39 +465,47 @@ impl Subscriber {
                     target_open = changed.is_ok();
                     continue;
                 }
+                send = next_send(&mut outbox) => {
+                    match send {
+                        Some(send) => self.post(send, &mut pending).await,
+                        None => outbox = None,
+                    }
+                    continue;
+                }
                 () = sleep_until(until) => break,
             };
             // Taken before parsing, so the latency does not include the client's own work.
             let received_us = unix_micros();
-            let text = match frame {
-                Some(Ok(Message::Text(text))) => text,
-                Some(Ok(Message::Close(close))) => {
-                    tally.closed = Some(close.map_or_else(
-                        || "closed without a code".into(),
-                        |c| format!("closed {} {}", u16::from(c.code), c.reason),
-                    ));
-                    break;
-                }
+            let text = match frame_or_end(frame) {
+                Ok(Message::Text(text)) => text,
                 // Pings are answered by tungstenite itself; binary frames are not in the API.
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => {
-                    tally.closed = Some(format!("error: {e}"));
-                    break;
-                }
-                None => {
-                    tally.closed = Some("connection ended".into());
+                Ok(_) => continue,
+                Err(reason) => {
+                    tally.closed = Some(reason);
                     break;
                 }
             };
-            let Ok(frame) = serde_json::from_str::<Frame>(&text) else {
-                tally.unparsed += 1;
-                continue;
-            };
-            if let (Some(m), "message.created") = (frame.message, frame.kind.as_str()) {
-                if m.room_id == room {
+            match serde_json::from_str::<Frame>(&text) {
+                Ok(Frame::Created { message: m }) if m.room_id == room => {
                     let sent_us = m.body.as_deref().and_then(parse_stamp);
                     tally.record(m.seq, sent_us, received_us);
                 }
+                Ok(Frame::Ack { client_id, message }) => {
+                    if let Some(outcome) = pending.remove(&client_id) {
+                        // The sender may have given up waiting; nothing to tell then.
+                        let _ = outcome.send(Ok(message.seq));
+                    }
+                }
+                Ok(Frame::Error {
+                    code,
+                    client_id: Some(client_id),
+                }) => {
+                    if let Some(outcome) = pending.remove(&client_id) {
+                        let _ = outcome.send(Err(format!("ws {code}")));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tally.unparsed += 1,
             }
         }
         if tally.closed.is_none() {
@@ -352,5 +513,72 @@ impl Subscriber {
             let _ = timeout(CLOSE_TIMEOUT, self.socket.close(None)).await;
         }
         tally
+    }
+
+    /// Writes `send` as a `message.send` frame; its outcome comes with the `ack`.
+    async fn post(
+        &mut self,
+        send: WsSend,
+        pending: &mut HashMap<String, oneshot::Sender<Result<u64, String>>>,
+    ) {
+        let frame = json!({
+            "type": "message.send",
+            "room_id": send.room,
+            "client_id": send.client_id,
+            "body": send.body,
+        });
+        match self.socket.send(Message::text(frame.to_string())).await {
+            Ok(()) => {
+                pending.insert(send.client_id, send.outcome);
+            }
+            Err(e) => {
+                let _ = send.outcome.send(Err(format!("ws write: {e}")));
+            }
+        }
+    }
+
+    /// Keeps the connection open until `until`, reading (and so answering the server's pings)
+    /// and dropping what arrives; returns why it ended early, if it did.
+    pub async fn hold(mut self, until: Instant) -> Option<String> {
+        loop {
+            let frame = tokio::select! {
+                frame = self.socket.next() => frame,
+                () = sleep_until(until) => break,
+            };
+            if let Err(reason) = frame_or_end(frame) {
+                return Some(reason);
+            }
+        }
+        let _ = timeout(CLOSE_TIMEOUT, self.socket.close(None)).await;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse_by_type() {
+        let ready = r#"{"type":"ready","user":{"id":"u"},"rooms":[]}"#;
+        assert!(matches!(serde_json::from_str(ready), Ok(Frame::Ready)));
+        let created = r#"{"type":"message.created","message":{"room_id":"r","seq":3,"body":"t=1 n=0","x":1}}"#;
+        assert!(matches!(
+            serde_json::from_str(created),
+            Ok(Frame::Created { message }) if message.seq == 3 && message.room_id == "r"
+        ));
+        let ack = r#"{"type":"ack","client_id":"c","message":{"room_id":"r","seq":4,"body":null}}"#;
+        assert!(
+            matches!(serde_json::from_str(ack), Ok(Frame::Ack { client_id, .. }) if client_id == "c")
+        );
+        // An error's `message` is text, unlike the other frames'.
+        let error =
+            r#"{"type":"error","code":"rate_limited","message":"slow down","client_id":"c"}"#;
+        assert!(matches!(
+            serde_json::from_str(error),
+            Ok(Frame::Error { code, client_id: Some(_) }) if code == "rate_limited"
+        ));
+        let presence = r#"{"type":"presence","user_id":"u","status":"online"}"#;
+        assert!(matches!(serde_json::from_str(presence), Ok(Frame::Other)));
     }
 }

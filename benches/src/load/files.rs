@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::client::{run_id, Api, Error, PASSWORD};
+use super::rng::Rng;
 use super::stats::{peak_rss, status_mib};
 
 /// A 50 MiB transfer over loopback takes well under a minute even on a busy machine.
@@ -161,13 +162,9 @@ impl FilesReport {
 fn zip_like(len: usize) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(len);
     bytes.extend_from_slice(b"PK\x03\x04");
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rng = Rng::seeded(0x9E37_79B9_7F4A_7C15);
     while bytes.len() < len {
-        // xorshift64: fast and good enough to defeat compression.
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        bytes.extend_from_slice(&x.to_le_bytes());
+        bytes.extend_from_slice(&rng.next_u64().to_le_bytes());
     }
     bytes.truncate(len);
     bytes

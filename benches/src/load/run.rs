@@ -1,86 +1,135 @@
-//! The cycle every scenario runs: set up one room of a sender and N receivers, open the
-//! receivers' WebSockets, post at a fixed rate for a while, wait for the deliveries, sum up.
+//! The cycle every messaging scenario runs: set up rooms of members (and maybe a sender of
+//! their own), open the members' WebSockets, post at a fixed rate for a while, wait for the
+//! deliveries, sum up.
 
-use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{stream, StreamExt, TryStreamExt};
-use tokio::sync::{oneshot, watch, Semaphore};
+use futures_util::{stream, StreamExt};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{sleep_until, Instant};
 
-use super::client::{run_id, ws_url, Api, Error, Subscriber, User, PASSWORD};
-use super::stats::{stamp, status_mib, unix_micros, Report, SendTally, ServerMemory, Shape, Tally};
+use super::client::{run_id, ws_url, Api, Error};
+use super::limits;
+use super::post::{PostSettings, Poster};
+use super::setup::setup;
+use super::stats::{sample_rss, unix_micros, Report, SendTally, Shape, Tally};
+use super::users::HostIssuer;
 
-/// Registering and logging in hash a password (argon2) each; the server caps how many it hashes
-/// at once, so more requests in parallel would only queue there.
-const SETUP_CONCURRENCY: usize = 8;
-/// Enough WebSocket handshakes in parallel to open thousands of sockets in seconds without
-/// flooding the server's accept queue.
-const CONNECT_CONCURRENCY: usize = 64;
-/// `POST /v1/rooms` names at most this many members (API.md); the rest are added one by one.
-const MAX_INITIAL_MEMBERS: usize = 100;
-/// Setup requests include the argon2 work above, queued behind each other: be patient.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Often enough to catch a peak of server memory that builds up over a second or more, rarely
 /// enough to cost nothing.
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// Messages waiting for one socket to post them; the sends in flight bound them anyway.
+const OUTBOX: usize = 16;
+/// Rooms whose last seq is read at once after sending.
+const LAST_SEQ_CONCURRENCY: usize = 16;
+
+/// Who posts the messages.
+#[derive(Debug, Clone, Copy)]
+pub enum Senders {
+    /// One user of its own, owner of every room but no receiver, posts every message over
+    /// HTTP (multinode, fanout).
+    Dedicated,
+    /// A random member of a random room posts each message, a share `ws_share` (0 to 1) of
+    /// them over its own socket, the rest over HTTP (chat).
+    Members {
+        /// The share of messages posted over WebSocket.
+        ws_share: f64,
+    },
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// The report's name for the scenario.
     pub scenario: &'static str,
-    /// Server that users, the room and the messages are created on (`http://host:port`).
+    /// Server that users, rooms and messages are created on (`http://host:port`).
     pub send_url: String,
-    /// Server the receivers' WebSockets connect to.
+    /// Server the members' WebSockets connect to.
     pub recv_url: String,
-    /// WebSocket receivers, each a user of its own.
-    pub receivers: usize,
-    /// Messages per second.
+    /// Rooms.
+    pub rooms: usize,
+    /// Members of each room, each a user with one socket (a receiver).
+    pub members: usize,
+    /// Who posts.
+    pub senders: Senders,
+    /// Messages per second, over all rooms.
     pub rate: f64,
     /// How long to send.
     pub duration: Duration,
     /// How long after sending deliveries may still arrive; also the timeout of each send.
     pub grace: Duration,
-    /// Send requests in flight at most.
+    /// Sends in flight at most.
     pub concurrency: usize,
     /// Message body length (the timestamp alone when shorter).
     pub body_bytes: usize,
     /// Server processes whose peak memory to report.
     pub server_pids: Vec<u32>,
+    /// Mints the users' tokens when set; otherwise they are registered.
+    pub host: Option<HostIssuer>,
+}
+
+impl Plan {
+    fn ws_share(&self) -> f64 {
+        match self.senders {
+            Senders::Dedicated => 0.0,
+            Senders::Members { ws_share } => ws_share,
+        }
+    }
 }
 
 /// Sets up, sends, waits for deliveries and sums up. Everything ends by the end of sending plus
 /// the grace period (plus setup, whose every step has a timeout).
 pub async fn run(plan: &Plan) -> Result<Report, Error> {
-    // Both URLs are checked before anything is created on the servers.
+    // Both URLs and the open-file limits are checked before anything is created.
     ws_url(&plan.send_url)?;
     let recv_ws = ws_url(&plan.recv_url)?;
+    let receivers = plan.rooms * plan.members;
+    limits::check(receivers, plan.concurrency, &plan.server_pids)?;
     let api = Api::new(&plan.send_url, plan.concurrency, plan.grace)?;
     let run_id = run_id();
     let setup_started = Instant::now();
-    let (sender, room, subscribers) = setup(plan, &recv_ws, &run_id).await?;
+    let (cast, subscribers) = setup(plan, &recv_ws, &run_id).await?;
     eprintln!(
-        "setup: {} receivers in room {room} on {}, sockets on {} ready in {:.1?}",
-        plan.receivers,
+        "setup: {receivers} receivers in {} room(s) on {}, sockets on {} ready in {:.1?}",
+        plan.rooms,
         plan.send_url,
         plan.recv_url,
         setup_started.elapsed()
     );
 
     let (stop_sampling, sampling_stopped) = oneshot::channel();
-    let sampler = tokio::spawn(sample_rss(plan.server_pids.clone(), sampling_stopped));
+    let sampler = tokio::spawn(sample_rss(
+        plan.server_pids.clone(),
+        RSS_SAMPLE_EVERY,
+        sampling_stopped,
+    ));
     let start = Instant::now();
     let deadline = start + plan.duration + plan.grace;
-    // `None` while sending; then the room's last seq, at which a receiver is done.
-    let (target_tx, target_rx) = watch::channel(None);
+    // Per room: `None` while sending; then its last seq, at which its receivers are done.
+    let (targets, target_rxs): (Vec<_>, Vec<_>) =
+        (0..plan.rooms).map(|_| watch::channel(None)).unzip();
+    let mut outboxes = Vec::new();
     let receivers: Vec<_> = subscribers
         .into_iter()
-        .map(|subscriber| {
-            let (room, target) = (room.clone(), target_rx.clone());
-            tokio::spawn(async move { subscriber.receive(&room, target, deadline).await })
+        .enumerate()
+        .map(|(m, subscriber)| {
+            let r = cast.room_of(m);
+            let (room, target) = (cast.rooms[r].clone(), target_rxs[r].clone());
+            let outbox = (plan.ws_share() > 0.0).then(|| {
+                let (tx, rx) = mpsc::channel(OUTBOX);
+                outboxes.push(tx);
+                rx
+            });
+            let task = {
+                let room = room.clone();
+                tokio::spawn(
+                    async move { subscriber.receive(&room, target, deadline, outbox).await },
+                )
+            };
+            (room, task)
         })
         .collect();
 
@@ -88,28 +137,50 @@ pub async fn run(plan: &Plan) -> Result<Report, Error> {
         "sending {} msg/s for {:?} ({} in flight at most)",
         plan.rate, plan.duration, plan.concurrency
     );
-    let sent = send(&api, &sender, &room, plan, &run_id, start).await;
+    let settings = PostSettings {
+        ws_share: plan.ws_share(),
+        run_id: run_id.clone(),
+        body_bytes: plan.body_bytes,
+        grace: plan.grace,
+    };
+    let mut poster = Poster::new(api.clone(), cast.clone(), outboxes, settings);
+    let sent = post_at_rate(plan, start, |n| poster.post(n)).await;
+    // Closes the outboxes.
+    drop(poster);
     eprintln!(
         "sent {}, acked {}, errors {:?}; waiting up to {:?} for deliveries",
         sent.sent,
-        sent.acked_seqs.len(),
+        sent.acked(),
         sent.errors,
         deadline.saturating_duration_since(Instant::now())
     );
     // Messages whose request failed may still have been stored; the receivers wait for every
     // seq the room has, not only the acked ones. Without it they simply wait until the deadline.
-    match api.last_seq(&sender, &room).await {
-        Ok(last_seq) => {
-            target_tx.send_replace(Some(last_seq));
+    let last_seqs: Vec<_> = stream::iter(0..plan.rooms)
+        .map(|r| {
+            let (api, owner, room) = (&api, cast.owner(r), &cast.rooms[r]);
+            async move { (r, api.last_seq(owner, room).await) }
+        })
+        .buffer_unordered(LAST_SEQ_CONCURRENCY)
+        .collect()
+        .await;
+    for (r, last_seq) in last_seqs {
+        match last_seq {
+            Ok(last_seq) => {
+                targets[r].send_replace(Some(last_seq));
+            }
+            Err(e) => eprintln!(
+                "could not read the last seq of room {} ({e}); waiting the full grace",
+                cast.rooms[r]
+            ),
         }
-        Err(e) => eprintln!("could not read the room's last seq ({e}); waiting the full grace"),
     }
 
     let mut tallies = Vec::with_capacity(receivers.len());
-    for receiver in receivers {
+    for (room, receiver) in receivers {
         tallies.push(receiver.await.unwrap_or_else(|e| {
             // Nothing it saw is left: all its messages count as lost.
-            let mut tally = Tally::default();
+            let mut tally = Tally::new(&room);
             tally.closed = Some(format!("receiver task failed: {e}"));
             tally
         }));
@@ -121,85 +192,22 @@ pub async fn run(plan: &Plan) -> Result<Report, Error> {
         scenario: plan.scenario,
         rate: plan.rate,
         duration_s: plan.duration.as_secs_f64(),
-        receivers: plan.receivers,
+        rooms: plan.rooms,
+        receivers: plan.rooms * plan.members,
+        ws_share: plan.ws_share(),
         body_bytes: plan.body_bytes,
     };
     Ok(Report::new(shape, sent, tallies, memory))
 }
 
-/// The VmRSS of each of `pids`, sampled every [`RSS_SAMPLE_EVERY`] (the first at once) until
-/// `stop`.
-async fn sample_rss(
-    pids: Vec<u32>,
-    mut stop: oneshot::Receiver<()>,
-) -> BTreeMap<u32, ServerMemory> {
-    let mut memory: BTreeMap<u32, ServerMemory> = pids
-        .into_iter()
-        .map(|p| (p, ServerMemory::default()))
-        .collect();
-    let mut tick = tokio::time::interval(RSS_SAMPLE_EVERY);
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            _ = tick.tick() => {}
-        }
-        for (&pid, server) in &mut memory {
-            if let Some(mib) = status_mib(pid, "VmRSS") {
-                server.sample(mib);
-            }
-        }
-    }
-    memory
-}
-
-/// Registers the sender and the receivers (`load-<run>-s`, `load-<run>-r<i>`), creates the room
-/// with all of them on the send server, and connects every receiver to `recv_ws`.
-async fn setup(
-    plan: &Plan,
-    recv_ws: &str,
-    run_id: &str,
-) -> Result<(User, String, Vec<Subscriber>), Error> {
-    let api = Api::new(&plan.send_url, SETUP_CONCURRENCY, SETUP_TIMEOUT)?;
-    let names: Vec<String> = std::iter::once(format!("load-{run_id}-s"))
-        .chain((0..plan.receivers).map(|i| format!("load-{run_id}-r{i}")))
-        .collect();
-    let mut users: Vec<User> = stream::iter(&names)
-        .map(|name| api.register_and_login(name, PASSWORD))
-        .buffered(SETUP_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let sender = users.remove(0);
-
-    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-    let (initial, later) = ids.split_at(ids.len().min(MAX_INITIAL_MEMBERS));
-    let room = api
-        .create_room(&sender, &format!("load {run_id}"), initial)
-        .await?;
-    stream::iter(later)
-        .map(|id| api.add_member(&sender, &room, id))
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .try_collect::<()>()
-        .await?;
-
-    let subscribers = stream::iter(&users)
-        .map(|user| Subscriber::connect(recv_ws, &user.token))
-        .buffer_unordered(CONNECT_CONCURRENCY)
-        .try_collect()
-        .await?;
-    Ok((sender, room, subscribers))
-}
-
-/// Posts `rate` messages a second from `start` until `plan.duration` has passed, with at most
-/// `plan.concurrency` requests in flight, then waits for the ones in flight (each times out
-/// after the grace period).
-async fn send(
-    api: &Api,
-    sender: &User,
-    room: &str,
-    plan: &Plan,
-    run_id: &str,
-    start: Instant,
-) -> SendTally {
+/// Posts `plan.rate` messages a second from `start` until `plan.duration` has passed, with at
+/// most `plan.concurrency` in flight, then waits for the ones in flight (each times out after
+/// the grace period). `post(n)` names message `n`'s room and makes its post.
+async fn post_at_rate<F, P>(plan: &Plan, start: Instant, mut post: F) -> SendTally
+where
+    F: FnMut(u64) -> (String, P),
+    P: Future<Output = Result<u64, String>> + Send + 'static,
+{
     let mut tally = SendTally {
         scheduled: (plan.rate * plan.duration.as_secs_f64()).round() as u64,
         start_us: unix_micros(),
@@ -224,16 +232,12 @@ async fn send(
         let lag = Instant::now().saturating_duration_since(due);
         tally.max_lag_us = tally.max_lag_us.max(micros(lag));
         tally.sent += 1;
-        let (api, sender, room) = (api.clone(), sender.clone(), room.to_owned());
-        // Unique per run and message, so the server's idempotency never merges two sends.
-        let client_id = format!("{run_id}-{n}");
-        let body_bytes = plan.body_bytes;
+        let (room, posting) = post(n);
         requests.spawn(async move {
             let started = Instant::now();
-            let body = stamp(unix_micros(), n, body_bytes);
-            let result = api.send_message(&sender, &room, &body, &client_id).await;
+            let result = posting.await;
             drop(slot);
-            (result, micros(started.elapsed()))
+            (room, result, micros(started.elapsed()))
         });
         // Reap finished requests as we go, so the set stays as small as the requests in flight.
         while let Some(done) = requests.try_join_next() {
@@ -246,15 +250,15 @@ async fn send(
     tally
 }
 
-type SendOutcome = (Result<u64, String>, u64);
+type SendOutcome = (String, Result<u64, String>, u64);
 
 fn settle(tally: &mut SendTally, done: Result<SendOutcome, JoinError>) {
     match done {
-        Ok((Ok(seq), round_trip_us)) => {
-            tally.acked_seqs.push(seq);
+        Ok((room, Ok(seq), round_trip_us)) => {
+            tally.acked_seqs.entry(room).or_default().push(seq);
             tally.ack_us.push(round_trip_us);
         }
-        Ok((Err(kind), _)) => *tally.errors.entry(kind).or_insert(0) += 1,
+        Ok((_, Err(kind), _)) => *tally.errors.entry(kind).or_insert(0) += 1,
         Err(e) => *tally.errors.entry(format!("task: {e}")).or_insert(0) += 1,
     }
 }

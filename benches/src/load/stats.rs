@@ -32,9 +32,11 @@ pub fn parse_stamp(body: &str) -> Option<u64> {
     body.strip_prefix("t=")?.split(' ').next()?.parse().ok()
 }
 
-/// What one receiver saw of the room.
+/// What one receiver saw of its room.
 #[derive(Debug, Default)]
 pub struct Tally {
+    /// The room's id.
+    pub room: String,
     /// How many times each seq arrived.
     copies: HashMap<u64, u32>,
     last_seq: u64,
@@ -55,6 +57,14 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Nothing seen yet of `room`.
+    pub fn new(room: &str) -> Self {
+        Self {
+            room: room.to_owned(),
+            ..Self::default()
+        }
+    }
+
     /// Counts the arrival of `seq` at `received_us`, sent at `sent_us` if the body said so.
     pub fn record(&mut self, seq: u64, sent_us: Option<u64>, received_us: u64) {
         self.deliveries += 1;
@@ -95,8 +105,8 @@ pub struct SendTally {
     pub scheduled: u64,
     /// Requests started.
     pub sent: u64,
-    /// Seqs of the messages the server answered with `201`.
-    pub acked_seqs: Vec<u64>,
+    /// Seqs of the messages the server acked (`201` over HTTP, `ack` over a socket), by room.
+    pub acked_seqs: HashMap<String, Vec<u64>>,
     /// Failed requests by kind (`http 500`, `timeout`, ...).
     pub errors: BTreeMap<String, u64>,
     /// Round trip of each successful request, in microseconds.
@@ -106,6 +116,18 @@ pub struct SendTally {
     pub max_lag_us: u64,
     /// When sending started (Unix micros).
     pub start_us: u64,
+}
+
+impl SendTally {
+    /// Messages acked, in all rooms.
+    pub fn acked(&self) -> u64 {
+        self.acked_seqs.values().map(|s| s.len() as u64).sum()
+    }
+
+    /// The seqs acked in `room`.
+    pub fn acked_in(&self, room: &str) -> &[u64] {
+        self.acked_seqs.get(room).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// Percentiles of a set of durations, in milliseconds.
@@ -144,6 +166,16 @@ impl Percentiles {
     }
 }
 
+impl std::fmt::Display for Percentiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  (n={})",
+            self.p50, self.p90, self.p99, self.max, self.samples
+        )
+    }
+}
+
 /// Microseconds as milliseconds: whole microseconds keep it to three decimals in the JSON.
 fn ms(micros: u64) -> f64 {
     micros as f64 / 1000.0
@@ -152,14 +184,18 @@ fn ms(micros: u64) -> f64 {
 /// The figures of one run; serialized as the final JSON line.
 #[derive(Debug, Serialize)]
 pub struct Report {
-    /// `multinode` or `fanout`.
+    /// `multinode`, `fanout` or `chat`.
     pub scenario: &'static str,
-    /// Messages per second asked for.
+    /// Messages per second asked for, over all rooms.
     pub rate: f64,
     /// Seconds of sending asked for.
     pub duration_s: f64,
-    /// WebSocket receivers in the room.
+    /// Rooms the messages go to.
+    pub rooms: usize,
+    /// WebSocket receivers, over all rooms (one per member).
     pub receivers: usize,
+    /// The share of messages posted over the sender's WebSocket instead of HTTP.
+    pub ws_share: f64,
     /// Body length asked for (the stamp alone when shorter).
     pub body_bytes: usize,
     /// Messages the rate and duration called for.
@@ -178,7 +214,7 @@ pub struct Report {
     pub max_send_lag_ms: f64,
     /// `message.created` frames of the room at all receivers, duplicates included.
     pub deliveries: u64,
-    /// Acked messages times receivers: what `deliveries` should be.
+    /// Each receiver's room's acked messages, summed: what `deliveries` should be.
     pub expected_deliveries: u64,
     /// Deliveries per second from the first send to the last delivery.
     pub deliveries_per_s: f64,
@@ -223,14 +259,18 @@ impl ServerMemory {
 /// What a run was asked to do, for the report.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
-    /// `multinode` or `fanout`.
+    /// `multinode`, `fanout` or `chat`.
     pub scenario: &'static str,
-    /// Messages per second.
+    /// Messages per second, over all rooms.
     pub rate: f64,
     /// Seconds of sending.
     pub duration_s: f64,
-    /// WebSocket receivers.
+    /// Rooms.
+    pub rooms: usize,
+    /// WebSocket receivers, over all rooms.
     pub receivers: usize,
+    /// The share of messages posted over WebSocket.
+    pub ws_share: f64,
     /// Body length.
     pub body_bytes: usize,
 }
@@ -243,15 +283,18 @@ impl Report {
         tallies: Vec<Tally>,
         memory: BTreeMap<u32, ServerMemory>,
     ) -> Self {
-        let acked = send.acked_seqs.len() as u64;
+        let acked = send.acked();
         let mut latencies = Vec::new();
         let mut receivers_closed = BTreeMap::new();
         let (mut deliveries, mut lost, mut duplicates, mut out_of_order, mut unparsed) =
             (0, 0, 0, 0, 0);
+        let mut expected_deliveries = 0;
         let mut last_delivery_us = send.start_us;
         for mut tally in tallies {
+            let room_acked = send.acked_in(&tally.room);
+            expected_deliveries += room_acked.len() as u64;
             deliveries += tally.deliveries;
-            lost += tally.missing(&send.acked_seqs);
+            lost += tally.missing(room_acked);
             duplicates += tally.duplicates;
             out_of_order += tally.out_of_order;
             unparsed += tally.unparsed;
@@ -266,7 +309,9 @@ impl Report {
             scenario: shape.scenario,
             rate: shape.rate,
             duration_s: shape.duration_s,
+            rooms: shape.rooms,
             receivers: shape.receivers,
+            ws_share: shape.ws_share,
             body_bytes: shape.body_bytes,
             scheduled: send.scheduled,
             sent: send.sent,
@@ -276,7 +321,7 @@ impl Report {
             ack_ms: Percentiles::of(&mut send.ack_us),
             max_send_lag_ms: ms(send.max_lag_us),
             deliveries,
-            expected_deliveries: acked * shape.receivers as u64,
+            expected_deliveries,
             deliveries_per_s: if span_s > 0.0 {
                 (deliveries as f64 / span_s).round()
             } else {
@@ -307,33 +352,33 @@ impl Report {
         let mut row = |name: &str, value: String| {
             let _ = writeln!(t, "  {name:<22} {value}");
         };
-        let pct = |p: &Percentiles| {
-            format!(
-                "p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  (n={})",
-                p.p50, p.p90, p.p99, p.max, p.samples
-            )
-        };
         row("scenario", self.scenario.into());
         row(
             "asked",
             format!(
-                "{} msg/s for {} s, {} receivers, body {} B (at least the stamp)",
-                self.rate, self.duration_s, self.receivers, self.body_bytes
+                "{} msg/s for {} s, {} receivers in {} room(s), body {} B (at least the stamp)",
+                self.rate, self.duration_s, self.receivers, self.rooms, self.body_bytes
             ),
         );
+        if self.ws_share > 0.0 {
+            row(
+                "over WebSocket",
+                format!("{:.0}% of the messages", self.ws_share * 100.0),
+            );
+        }
         row(
             "sent / acked",
             format!("{} / {} of {}", self.sent, self.acked, self.scheduled),
         );
         row("errors", format!("{} {:?}", self.errors, self.error_kinds));
-        row("ack round trip ms", pct(&self.ack_ms));
+        row("ack round trip ms", self.ack_ms.to_string());
         row("max send lag ms", format!("{:.2}", self.max_send_lag_ms));
         row(
             "deliveries",
             format!("{} of {}", self.deliveries, self.expected_deliveries),
         );
         row("deliveries/s", format!("{}", self.deliveries_per_s));
-        row("latency ms", pct(&self.latency_ms));
+        row("latency ms", self.latency_ms.to_string());
         row("lost", self.lost.to_string());
         row("duplicates", self.duplicates.to_string());
         row("out of order", self.out_of_order.to_string());
@@ -359,6 +404,31 @@ impl Report {
     }
 }
 
+/// The VmRSS of each of `pids`, sampled every `every` (the first at once) until `stop`.
+pub async fn sample_rss(
+    pids: Vec<u32>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> BTreeMap<u32, ServerMemory> {
+    let mut memory: BTreeMap<u32, ServerMemory> = pids
+        .into_iter()
+        .map(|p| (p, ServerMemory::default()))
+        .collect();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {}
+        }
+        for (&pid, server) in &mut memory {
+            if let Some(mib) = status_mib(pid, "VmRSS") {
+                server.sample(mib);
+            }
+        }
+    }
+    memory
+}
+
 /// The largest VmRSS of `pid`, sampled every `every`, until `stop` changes.
 pub async fn peak_rss(
     pid: u32,
@@ -381,16 +451,21 @@ pub async fn peak_rss(
 /// A memory figure of process `pid` (`VmHWM`: peak resident set, `VmRSS`: resident set now)
 /// from `/proc/<pid>/status`, in MiB with one decimal.
 pub fn status_mib(pid: u32, field: &str) -> Option<f64> {
+    let kib = status_kib(pid, field)? as f64;
+    Some((kib / 1024.0 * 10.0).round() / 10.0)
+}
+
+/// The same figure in KiB, as the kernel gives it.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
+    status
         .lines()
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
         .trim()
         .strip_suffix("kB")?
         .trim()
         .parse()
-        .ok()?;
-    Some((kib / 1024.0 * 10.0).round() / 10.0)
+        .ok()
 }
 
 #[cfg(test)]
