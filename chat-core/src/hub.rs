@@ -3,13 +3,39 @@
 //! connection is closed as a slow consumer), never allowed to grow.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
 
-use crate::domain::{RoomId, Seq, UserId};
+use crate::domain::{RoomId, Seq, SessionId, UserId};
+use crate::engine::SessionEnd;
 use crate::events::Frame;
+
+/// Why the hub dropped a session, for the session to read once its queue has ended.
+#[derive(Debug, Default)]
+pub(crate) struct Cut(AtomicU8);
+
+impl Cut {
+    const SLOW: u8 = 1;
+    const SIGNED_OUT: u8 = 2;
+
+    fn set(&self, why: u8) {
+        // The first reason stands: a session signed out while full was still signed out.
+        let _ = self
+            .0
+            .compare_exchange(0, why, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Why the session was cut, if it was.
+    pub(crate) fn reason(&self) -> Option<SessionEnd> {
+        match self.0.load(Ordering::SeqCst) {
+            Self::SLOW => Some(SessionEnd::SlowConsumer),
+            Self::SIGNED_OUT => Some(SessionEnd::SignedOut),
+            _ => None,
+        }
+    }
+}
 
 /// What a session's queue carries.
 #[derive(Debug)]
@@ -27,14 +53,16 @@ pub(crate) enum Item {
 pub(crate) struct Inbox {
     pub(crate) key: u64,
     pub(crate) rx: mpsc::Receiver<Item>,
-    pub(crate) cut: Arc<AtomicBool>,
+    pub(crate) cut: Arc<Cut>,
 }
 
 #[derive(Debug)]
 struct Entry {
     user: UserId,
+    /// The sign-in session the connection was opened with (none for a host's token).
+    auth: Option<SessionId>,
     tx: mpsc::Sender<Item>,
-    cut: Arc<AtomicBool>,
+    cut: Arc<Cut>,
 }
 
 #[derive(Debug, Default)]
@@ -103,12 +131,13 @@ impl Hub {
             .map_or(0, HashSet::len)
     }
 
-    /// Registers a session of `user` following `rooms`, unless the user already has `max`
-    /// sessions here (checked and registered under one lock, so racing connections cannot
-    /// both slip in).
+    /// Registers a session of `user`, opened with the sign-in session `auth`, following
+    /// `rooms`, unless the user already has `max` sessions here (checked and registered under
+    /// one lock, so racing connections cannot both slip in).
     pub(crate) fn register(
         &self,
         user: UserId,
+        auth: Option<SessionId>,
         rooms: impl IntoIterator<Item = RoomId>,
         max: usize,
     ) -> Option<Inbox> {
@@ -118,11 +147,12 @@ impl Hub {
         }
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.queue_len);
-        let cut = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(Cut::default());
         routes.sessions.insert(
             key,
             Entry {
                 user,
+                auth,
                 tx,
                 cut: cut.clone(),
             },
@@ -159,6 +189,25 @@ impl Hub {
             keys.remove(&key);
             !keys.is_empty()
         });
+    }
+
+    /// Ends every session opened with the sign-in session `auth`, at once.
+    pub(crate) fn sign_out(&self, auth: SessionId) {
+        let keys: Vec<u64> = {
+            let routes = self.read();
+            routes
+                .sessions
+                .iter()
+                .filter(|(_, entry)| entry.auth == Some(auth))
+                .map(|(key, entry)| {
+                    entry.cut.set(Cut::SIGNED_OUT);
+                    *key
+                })
+                .collect()
+        };
+        for key in keys {
+            self.unregister(key);
+        }
     }
 
     /// Queues the frame to every session following its room.
@@ -273,7 +322,7 @@ impl Hub {
                 true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                entry.cut.store(true, Ordering::SeqCst);
+                entry.cut.set(Cut::SLOW);
                 self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
                 false
             }
@@ -299,13 +348,13 @@ mod tests {
     fn a_user_has_at_most_the_sessions_allowed() {
         let hub = Hub::new(4);
         let user = UserId(Uuid::new_v4());
-        let first = hub.register(user, [], 2).expect("first");
-        let _second = hub.register(user, [], 2).expect("second");
-        assert!(hub.register(user, [], 2).is_none());
+        let first = hub.register(user, None, [], 2).expect("first");
+        let _second = hub.register(user, None, [], 2).expect("second");
+        assert!(hub.register(user, None, [], 2).is_none());
         assert_eq!(hub.sessions_of(user), 2);
         hub.unregister(first.key);
         assert!(
-            hub.register(user, [], 2).is_some(),
+            hub.register(user, None, [], 2).is_some(),
             "a closed session frees its place"
         );
     }
@@ -316,10 +365,10 @@ mod tests {
         let room = RoomId(Uuid::new_v4());
         let other = RoomId(Uuid::new_v4());
         let mut a = hub
-            .register(UserId(Uuid::new_v4()), [room], usize::MAX)
+            .register(UserId(Uuid::new_v4()), None, [room], usize::MAX)
             .expect("registered");
         let mut b = hub
-            .register(UserId(Uuid::new_v4()), [other], usize::MAX)
+            .register(UserId(Uuid::new_v4()), None, [other], usize::MAX)
             .expect("registered");
         hub.publish(frame(room, 1));
         assert!(matches!(a.rx.try_recv(), Ok(Item::Frame(f)) if f.seq == Some(Seq(1))));
@@ -331,16 +380,16 @@ mod tests {
         let hub = Hub::new(2);
         let room = RoomId(Uuid::new_v4());
         let slow = hub
-            .register(UserId(Uuid::new_v4()), [room], usize::MAX)
+            .register(UserId(Uuid::new_v4()), None, [room], usize::MAX)
             .expect("registered");
         let mut fast = hub
-            .register(UserId(Uuid::new_v4()), [room], usize::MAX)
+            .register(UserId(Uuid::new_v4()), None, [room], usize::MAX)
             .expect("registered");
         for n in 1..=3 {
             hub.publish(frame(room, n));
             assert!(fast.rx.try_recv().is_ok());
         }
-        assert!(slow.cut.load(Ordering::SeqCst));
+        assert_eq!(slow.cut.reason(), Some(SessionEnd::SlowConsumer));
         assert_eq!(hub.session_count(), 1);
         assert_eq!(hub.stats().slow_consumers.load(Ordering::Relaxed), 1);
     }
@@ -354,12 +403,14 @@ mod tests {
             RoomId(Uuid::new_v4()),
         );
         let me = UserId(Uuid::new_v4());
-        let mut mine = hub.register(me, [r1], usize::MAX).expect("registered");
+        let mut mine = hub
+            .register(me, None, [r1], usize::MAX)
+            .expect("registered");
         let mut both = hub
-            .register(UserId(Uuid::new_v4()), [r1, r2], usize::MAX)
+            .register(UserId(Uuid::new_v4()), None, [r1, r2], usize::MAX)
             .expect("registered");
         let mut other = hub
-            .register(UserId(Uuid::new_v4()), [r3], usize::MAX)
+            .register(UserId(Uuid::new_v4()), None, [r3], usize::MAX)
             .expect("registered");
         let f = Arc::new(Frame {
             room: None,
@@ -378,7 +429,9 @@ mod tests {
         let hub = Hub::new(8);
         let user = UserId(Uuid::new_v4());
         let room = RoomId(Uuid::new_v4());
-        let mut inbox = hub.register(user, [], usize::MAX).expect("registered");
+        let mut inbox = hub
+            .register(user, None, [], usize::MAX)
+            .expect("registered");
         hub.join(user, room, Seq(4));
         assert!(matches!(
             inbox.rx.try_recv(),

@@ -11,14 +11,14 @@ use crate::domain::{
     micros, Appended, Attachment, ClientId, Credentials, Cursor, Emoji, ExternalId, HistoryAnchor,
     HistoryPage, Member, Membership, MembershipView, Message, MessageEdit, MessageId, NewMessage,
     NewRoom, Reaction, ReactionChange, ReactionEdit, Rev, Role, Room, RoomId, RoomKind,
-    RoomListItem, RoomPatch, RoomPosition, SearchQuery, Seq, SettingsPatch, ThreadSummary, Upload,
-    UploadId, User, UserId, UserPatch, Visibility,
+    RoomListItem, RoomPatch, RoomPosition, SearchQuery, Seq, SessionId, SettingsPatch,
+    ThreadSummary, Upload, UploadId, User, UserId, UserPatch, Visibility,
 };
 use crate::error::StoreError;
 use crate::ports::{
     constraint, AuthSession, MessageStore, NodeId, PresenceRecord, PresenceStore, Receipt,
-    ReceiptChange, ReceiptStore, RoomStore, SessionStore, Store, TicketGrant, TicketStore,
-    UnreadCount, UploadStore, UserStore,
+    ReceiptChange, ReceiptStore, RoomStore, Rotation, SessionStore, Store, TicketGrant,
+    TicketStore, UnreadCount, UploadStore, UserStore,
 };
 
 /// A [`Store`] held in memory; every method is one critical section, so each is atomic.
@@ -31,7 +31,9 @@ pub struct MemoryStore {
 struct State {
     users: HashMap<UserId, StoredUser>,
     external_users: HashMap<ExternalId, UserId>,
-    sessions: HashMap<crate::domain::SessionId, AuthSession>,
+    sessions: HashMap<SessionId, AuthSession>,
+    /// Refresh tokens already traded in: hash -> (session, when the token would have expired).
+    spent_refresh: HashMap<String, (SessionId, OffsetDateTime)>,
     rooms: HashMap<RoomId, StoredRoom>,
     direct_pairs: HashMap<(UserId, UserId), RoomId>,
     nodes: HashMap<NodeId, OffsetDateTime>,
@@ -392,24 +394,75 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn session(&self, id: SessionId) -> Result<Option<AuthSession>, StoreError> {
+        Ok(self.lock().sessions.get(&id).cloned())
+    }
+
     async fn rotate_refresh(
         &self,
         old_hash: &str,
         new_hash: &str,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> Result<Option<AuthSession>, StoreError> {
+    ) -> Result<Rotation, StoreError> {
         let mut s = self.lock();
-        let Some(session) = s
+        let state = &mut *s;
+        state.spent_refresh.retain(|_, (_, until)| *until > now);
+        if let Some((id, _)) = state.spent_refresh.get(old_hash) {
+            let live = state
+                .sessions
+                .get(id)
+                .is_some_and(|x| x.revoked_at.is_none());
+            return Ok(if live {
+                Rotation::Reused(*id)
+            } else {
+                Rotation::Unknown
+            });
+        }
+        let Some(session) = state
             .sessions
             .values_mut()
-            .find(|x| x.refresh_hash == old_hash && x.expires_at > now)
+            .find(|x| x.refresh_hash == old_hash && x.expires_at > now && x.revoked_at.is_none())
         else {
-            return Ok(None);
+            return Ok(Rotation::Unknown);
         };
+        state
+            .spent_refresh
+            .insert(old_hash.to_owned(), (session.id, session.expires_at));
         session.refresh_hash = new_hash.to_owned();
         session.expires_at = expires_at;
-        Ok(Some(session.clone()))
+        Ok(Rotation::Rotated(session.clone()))
+    }
+
+    async fn revoke_session(&self, id: SessionId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        match s.sessions.get_mut(&id) {
+            Some(session) if session.revoked_at.is_none() => {
+                session.revoked_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let mut s = self.lock();
+        let stored = s.users.get_mut(&user).ok_or(StoreError::NotFound)?;
+        stored.password_hash = password_hash.to_owned();
+        let mut revoked = Vec::new();
+        for session in s.sessions.values_mut() {
+            if session.user_id == user && session.revoked_at.is_none() && Some(session.id) != keep {
+                session.revoked_at = Some(now);
+                revoked.push(session.id);
+            }
+        }
+        Ok(revoked)
     }
 }
 

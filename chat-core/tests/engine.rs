@@ -8,7 +8,7 @@
 #[macro_use]
 mod support;
 
-use chat_core::engine::ChangeRole;
+use chat_core::engine::{ChangePassword, ChangeRole};
 use support::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -141,25 +141,157 @@ async fn refresh_tokens_work_once_and_access_tokens_authenticate() {
         .expect("first use of the refresh token");
     assert_eq!(refreshed.user.id, user.id);
     assert_ne!(refreshed.refresh_token, login.refresh_token);
-    assert_err!(
-        engine.refresh(&login.refresh_token).await,
-        ChatError::Unauthorized
-    );
     let identity = engine
         .authenticate(&refreshed.access_token)
         .await
         .expect("the new access token authenticates");
     assert_eq!(identity.user, user.id);
     // The rotated token works (once) in turn.
-    engine
+    let again = engine
         .refresh(&refreshed.refresh_token)
         .await
         .expect("the rotated refresh token works");
+    assert_err!(engine.refresh("made-up").await, ChatError::Unauthorized);
+    engine
+        .authenticate(&again.access_token)
+        .await
+        .expect("a made-up token signs nobody out");
+
+    // A spent token presented again: someone else has it too, so the whole session goes.
     assert_err!(
-        engine.refresh(&refreshed.refresh_token).await,
+        engine.refresh(&login.refresh_token).await,
         ChatError::Unauthorized
     );
-    assert_err!(engine.refresh("made-up").await, ChatError::Unauthorized);
+    for access in [
+        &login.access_token,
+        &refreshed.access_token,
+        &again.access_token,
+    ] {
+        assert_err!(engine.authenticate(access).await, ChatError::Unauthorized);
+    }
+    assert_err!(
+        engine.refresh(&again.refresh_token).await,
+        ChatError::Unauthorized
+    );
+    let other = engine
+        .login("carol", "carol's password", None)
+        .await
+        .expect("signing in again works");
+    engine
+        .authenticate(&other.access_token)
+        .await
+        .expect("a new session is not the revoked one");
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_its_live_connections_only() {
+    let (engine, _store) = engine().await;
+    engine
+        .register(register("dave", "dave's password", None))
+        .await
+        .expect("registered");
+    let phone = engine.login("dave", "dave's password", None).await.unwrap();
+    let laptop = engine.login("dave", "dave's password", None).await.unwrap();
+    let phone_id = engine.authenticate(&phone.access_token).await.unwrap();
+    let laptop_id = engine.authenticate(&laptop.access_token).await.unwrap();
+    let mut phone_live = engine.connect(phone_id).await.expect("connected");
+    let mut laptop_live = engine.connect(laptop_id).await.expect("connected");
+
+    engine.logout(phone_id).await.expect("signed out");
+    assert_err!(
+        engine.authenticate(&phone.access_token).await,
+        ChatError::Unauthorized
+    );
+    assert_err!(
+        engine.refresh(&phone.refresh_token).await,
+        ChatError::Unauthorized
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), phone_live.next_frame())
+        .await
+        .expect("the signed-out connection ends at once");
+    assert_eq!(ended.err(), Some(SessionEnd::SignedOut));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), laptop_live.next_frame())
+            .await
+            .is_err(),
+        "the other session's connection stays open and quiet"
+    );
+    engine
+        .authenticate(&laptop.access_token)
+        .await
+        .expect("the other session still works");
+    engine
+        .logout(phone_id)
+        .await
+        .expect("signing out twice is fine");
+    assert_err!(
+        engine.logout(phone_id.user.into()).await,
+        ChatError::Forbidden(_)
+    );
+}
+
+#[tokio::test]
+async fn a_password_change_signs_out_every_other_session() {
+    let (engine, _store) = engine().await;
+    engine
+        .register(register("erin", "erin's password", None))
+        .await
+        .expect("registered");
+    let here = engine.login("erin", "erin's password", None).await.unwrap();
+    let there = engine.login("erin", "erin's password", None).await.unwrap();
+    let me = engine.authenticate(&here.access_token).await.unwrap();
+    let change = |current: &str, new: &str| ChangePassword {
+        current_password: current.into(),
+        new_password: new.into(),
+    };
+
+    let wrong = engine
+        .change_password(me, change("not it", "a new password"))
+        .await;
+    assert!(
+        matches!(&wrong, Err(ChatError::Validation(f)) if f.0.contains_key("current_password")),
+        "{wrong:?}"
+    );
+    let short = engine
+        .change_password(me, change("erin's password", "short"))
+        .await;
+    assert!(
+        matches!(&short, Err(ChatError::Validation(f)) if f.0.contains_key("new_password")),
+        "{short:?}"
+    );
+    engine
+        .authenticate(&there.access_token)
+        .await
+        .expect("refused changes sign nobody out");
+
+    engine
+        .change_password(me, change("erin's password", "a new password"))
+        .await
+        .expect("changed");
+    engine
+        .authenticate(&here.access_token)
+        .await
+        .expect("the current session goes on");
+    assert_err!(
+        engine.authenticate(&there.access_token).await,
+        ChatError::Unauthorized
+    );
+    assert_err!(
+        engine.refresh(&there.refresh_token).await,
+        ChatError::Unauthorized
+    );
+    assert_err!(
+        engine.login("erin", "erin's password", None).await,
+        ChatError::Unauthorized
+    );
+    engine
+        .login("erin", "a new password", None)
+        .await
+        .expect("the new password signs in");
+    engine
+        .refresh(&here.refresh_token)
+        .await
+        .expect("the current session's refresh token still works");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -327,11 +327,16 @@ async fn an_audience_is_issued_and_then_required() {
         .await
         .unwrap();
     let login = engine.login("erin", "password-1", None).await.unwrap();
-    assert!(engine.authenticate(&login.access_token).await.is_ok());
+    let session = engine
+        .authenticate(&login.access_token)
+        .await
+        .unwrap()
+        .session
+        .expect("the engine's tokens name their session");
 
     let mut c = json!({
         "sub": login.user.id.to_string(), "iss": "chat-server", "jti": "j",
-        "iat": now(), "exp": now() + 600,
+        "iat": now(), "exp": now() + 600, "sid": session.to_string(),
     });
     let forged = |c: &Value| sign(Algorithm::HS256, &EncodingKey::from_secret(secret), c);
     assert!(
@@ -351,4 +356,12 @@ async fn an_audience_is_issued_and_then_required() {
     );
     c["aud"] = json!("chat-api");
     assert!(engine.authenticate(&forged(&c)).await.is_ok());
+    c.as_object_mut().unwrap().remove("sid");
+    assert!(
+        matches!(
+            engine.authenticate(&forged(&c)).await,
+            Err(ChatError::Unauthorized)
+        ),
+        "a token of the engine's that names no session cannot be signed out, so it is refused"
+    );
 }

@@ -45,6 +45,11 @@ pub struct Config {
     /// Access-token lifetime in seconds.
     #[arg(long, env = "CHAT_JWT_TTL_SECS", default_value_t = 3600)]
     pub jwt_ttl_secs: i64,
+    /// Seconds a sign-in session found live is trusted before the store is asked again.
+    /// Sign-outs reach every node at once over the bus; this bounds how long one whose hint
+    /// was lost still lets the session in (0: ask the store on every request).
+    #[arg(long, env = "CHAT_SESSION_TRUST_SECS", default_value_t = 5)]
+    pub session_trust_secs: u64,
     /// The `aud` claim of issued tokens, then required on presented ones; default: none.
     #[arg(long, env = "CHAT_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,

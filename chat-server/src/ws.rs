@@ -32,6 +32,7 @@ mod close {
     pub(super) const POLICY: u16 = 1008;
     pub(super) const TOO_BIG: u16 = 1009;
     pub(super) const INTERNAL: u16 = 1011;
+    pub(super) const SIGNED_OUT: u16 = 4001;
     pub(super) const SLOW_CONSUMER: u16 = 4008;
 }
 
@@ -99,7 +100,7 @@ pub(crate) fn route(state: &State) -> BoxedFilter<(Response,)> {
                     let upgrade = ws
                         .max_frame_size(limit)
                         .max_message_size(limit)
-                        .on_upgrade(move |socket| serve(socket, state, identity.user));
+                        .on_upgrade(move |socket| serve(socket, state, identity));
                     if from_protocol.is_some() {
                         warp::reply::with_header(upgrade, "sec-websocket-protocol", "bearer")
                             .into_response()
@@ -226,12 +227,12 @@ struct SyncFrame {
 }
 
 /// Runs one connection until the client leaves, the session is cut, or the server stops.
-async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId) {
+async fn serve(socket: WebSocket, state: State, identity: Identity) {
     let (mut tx, mut rx) = socket.split();
     let engine = state.engine.clone();
     let opened = async {
-        let me = engine.me(user).await?;
-        let session = engine.connect(user).await?;
+        let me = engine.me(identity.user).await?;
+        let session = engine.connect(identity).await?;
         Ok::<_, ChatError>((me, session))
     };
     let (me, mut session) = match opened.await {
@@ -267,6 +268,9 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
     );
     let mut last_heard = Instant::now();
     let mut ping_sent: Option<Instant> = None;
+    // Sign-outs close sockets at once through the hub; this periodic look at the store also
+    // catches one whose bus hint was lost.
+    let mut session_checked = Instant::now();
     let end: Option<(u16, &'static str)> = loop {
         tokio::select! {
             frame = session.next_frame() => match frame {
@@ -277,6 +281,7 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
                     }
                 }
                 Err(SessionEnd::SlowConsumer) => break Some((close::SLOW_CONSUMER, "slow consumer")),
+                Err(SessionEnd::SignedOut) => break Some((close::SIGNED_OUT, "signed out")),
                 Err(SessionEnd::Closed) => break Some((close::GOING_AWAY, "server shutting down")),
             },
             incoming = rx.next() => match incoming {
@@ -311,6 +316,12 @@ async fn serve(socket: WebSocket, state: State, user: chat_core::domain::UserId)
                 }
             },
             _ = ticks.tick() => {
+                if session_checked.elapsed() >= idle {
+                    session_checked = Instant::now();
+                    if let Err(ChatError::Unauthorized) = engine.check_signed_in(identity).await {
+                        break Some((close::SIGNED_OUT, "signed out"));
+                    }
+                }
                 if let Some(sent) = ping_sent {
                     if sent.elapsed() >= idle {
                         break Some((close::POLICY, "ping timeout"));

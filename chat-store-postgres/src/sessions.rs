@@ -2,23 +2,24 @@
 
 use async_trait::async_trait;
 use chat_core::domain::{SessionId, UserId};
-use chat_core::ports::{AuthSession, SessionStore};
+use chat_core::ports::{AuthSession, Rotation, SessionStore};
 use chat_core::StoreError;
-use sea_query::{Expr, Query};
+use sea_query::{Expr, LockType, Query};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::db;
-use crate::query::{execute, fetch_optional};
-use crate::schema::AuthSessions;
+use crate::query::{execute, fetch_all, fetch_optional};
+use crate::schema::{AuthSessions, SpentRefreshTokens, Users};
 use crate::store::PgStore;
 
-const SESSION_COLUMNS: [AuthSessions; 5] = [
+const SESSION_COLUMNS: [AuthSessions; 6] = [
     AuthSessions::Id,
     AuthSessions::UserId,
     AuthSessions::RefreshHash,
     AuthSessions::CreatedAt,
     AuthSessions::ExpiresAt,
+    AuthSessions::RevokedAt,
 ];
 
 #[derive(Debug, sqlx::FromRow)]
@@ -28,6 +29,7 @@ struct SessionRow {
     refresh_hash: String,
     created_at: OffsetDateTime,
     expires_at: OffsetDateTime,
+    revoked_at: Option<OffsetDateTime>,
 }
 
 impl From<SessionRow> for AuthSession {
@@ -38,8 +40,14 @@ impl From<SessionRow> for AuthSession {
             refresh_hash: row.refresh_hash,
             created_at: row.created_at,
             expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
         }
     }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct SessionIdRow {
+    id: Uuid,
 }
 
 #[async_trait]
@@ -55,11 +63,23 @@ impl SessionStore for PgStore {
                 session.refresh_hash.as_str().into(),
                 session.created_at.into(),
                 session.expires_at.into(),
+                session.revoked_at.into(),
             ])
             .map_err(StoreError::backend)?
             .to_owned();
         execute(&self.pool, &insert).await.map_err(db)?;
         Ok(())
+    }
+
+    #[tracing::instrument(name = "db.session.get", skip_all, err)]
+    async fn session(&self, id: SessionId) -> Result<Option<AuthSession>, StoreError> {
+        let select = Query::select()
+            .columns(SESSION_COLUMNS)
+            .from(AuthSessions::Table)
+            .and_where(Expr::col(AuthSessions::Id).eq(id.0))
+            .to_owned();
+        let row: Option<SessionRow> = fetch_optional(&self.pool, &select).await.map_err(db)?;
+        Ok(row.map(AuthSession::from))
     }
 
     #[tracing::instrument(name = "db.session.rotate", skip_all, err)]
@@ -69,21 +89,117 @@ impl SessionStore for PgStore {
         new_hash: &str,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> Result<Option<AuthSession>, StoreError> {
-        // One statement: of two concurrent rotations of the same token, the second waits for
-        // the first's row lock, then re-checks the row, no longer finds the old hash, and
-        // matches nothing.
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The row lock orders concurrent rotations of one token: the second waits for the
+        // first, then no longer finds the old hash current, and finds it spent instead.
+        let current = Query::select()
+            .columns(SESSION_COLUMNS)
+            .from(AuthSessions::Table)
+            .and_where(Expr::col(AuthSessions::RefreshHash).eq(old_hash))
+            .and_where(Expr::col(AuthSessions::ExpiresAt).gt(now))
+            .and_where(Expr::col(AuthSessions::RevokedAt).is_null())
+            .lock(LockType::Update)
+            .to_owned();
+        let row: Option<SessionRow> = fetch_optional(&mut *tx, &current).await.map_err(db)?;
+        let Some(row) = row else {
+            let spent = Query::select()
+                .column((AuthSessions::Table, AuthSessions::Id))
+                .from(SpentRefreshTokens::Table)
+                .inner_join(
+                    AuthSessions::Table,
+                    Expr::col((AuthSessions::Table, AuthSessions::Id))
+                        .equals((SpentRefreshTokens::Table, SpentRefreshTokens::SessionId)),
+                )
+                .and_where(
+                    Expr::col((SpentRefreshTokens::Table, SpentRefreshTokens::Hash)).eq(old_hash),
+                )
+                .and_where(
+                    Expr::col((SpentRefreshTokens::Table, SpentRefreshTokens::ExpiresAt)).gt(now),
+                )
+                .and_where(Expr::col((AuthSessions::Table, AuthSessions::RevokedAt)).is_null())
+                .to_owned();
+            let reused: Option<SessionIdRow> =
+                fetch_optional(&mut *tx, &spent).await.map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            return Ok(match reused {
+                Some(r) => Rotation::Reused(SessionId(r.id)),
+                None => Rotation::Unknown,
+            });
+        };
+        let forget_expired = Query::delete()
+            .from_table(SpentRefreshTokens::Table)
+            .and_where(Expr::col(SpentRefreshTokens::SessionId).eq(row.id))
+            .and_where(Expr::col(SpentRefreshTokens::ExpiresAt).lte(now))
+            .to_owned();
+        execute(&mut *tx, &forget_expired).await.map_err(db)?;
+        let remember = Query::insert()
+            .into_table(SpentRefreshTokens::Table)
+            .columns([
+                SpentRefreshTokens::Hash,
+                SpentRefreshTokens::SessionId,
+                SpentRefreshTokens::ExpiresAt,
+            ])
+            .values([old_hash.into(), row.id.into(), row.expires_at.into()])
+            .map_err(StoreError::backend)?
+            .to_owned();
+        execute(&mut *tx, &remember).await.map_err(db)?;
         let update = Query::update()
             .table(AuthSessions::Table)
             .values([
                 (AuthSessions::RefreshHash, new_hash.into()),
                 (AuthSessions::ExpiresAt, expires_at.into()),
             ])
-            .and_where(Expr::col(AuthSessions::RefreshHash).eq(old_hash))
-            .and_where(Expr::col(AuthSessions::ExpiresAt).gt(now))
+            .and_where(Expr::col(AuthSessions::Id).eq(row.id))
             .returning(Query::returning().columns(SESSION_COLUMNS))
             .to_owned();
-        let row: Option<SessionRow> = fetch_optional(&self.pool, &update).await.map_err(db)?;
-        Ok(row.map(AuthSession::from))
+        let rotated: Option<SessionRow> = fetch_optional(&mut *tx, &update).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rotated
+            .map(|r| Rotation::Rotated(r.into()))
+            .ok_or(StoreError::NotFound)
+    }
+
+    #[tracing::instrument(name = "db.session.revoke", skip_all, err)]
+    async fn revoke_session(&self, id: SessionId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let update = Query::update()
+            .table(AuthSessions::Table)
+            .value(AuthSessions::RevokedAt, now)
+            .and_where(Expr::col(AuthSessions::Id).eq(id.0))
+            .and_where(Expr::col(AuthSessions::RevokedAt).is_null())
+            .to_owned();
+        Ok(execute(&self.pool, &update).await.map_err(db)? == 1)
+    }
+
+    #[tracing::instrument(name = "db.session.change_password", skip_all, err)]
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let password = Query::update()
+            .table(Users::Table)
+            .value(Users::PasswordHash, password_hash)
+            .and_where(Expr::col(Users::Id).eq(user.0))
+            .to_owned();
+        if execute(&mut *tx, &password).await.map_err(db)? == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let mut revoke = Query::update()
+            .table(AuthSessions::Table)
+            .value(AuthSessions::RevokedAt, now)
+            .and_where(Expr::col(AuthSessions::UserId).eq(user.0))
+            .and_where(Expr::col(AuthSessions::RevokedAt).is_null())
+            .returning(Query::returning().column(AuthSessions::Id))
+            .to_owned();
+        if let Some(keep) = keep {
+            revoke.and_where(Expr::col(AuthSessions::Id).ne(keep.0));
+        }
+        let revoked: Vec<SessionIdRow> = fetch_all(&mut *tx, &revoke).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(revoked.into_iter().map(|r| SessionId(r.id)).collect())
     }
 }

@@ -31,6 +31,15 @@ pub(crate) enum AuthSessions {
     RefreshHash,
     CreatedAt,
     ExpiresAt,
+    RevokedAt,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum SpentRefreshTokens {
+    Table,
+    Hash,
+    SessionId,
+    ExpiresAt,
 }
 
 #[derive(Clone, Copy, Debug, Iden)]

@@ -225,6 +225,17 @@ pub struct Identity {
     pub session: Option<SessionId>,
 }
 
+impl From<UserId> for Identity {
+    /// A user acting without a sign-in session of this engine (a host application's user, or
+    /// an embedding program acting for its users).
+    fn from(user: UserId) -> Identity {
+        Identity {
+            user,
+            session: None,
+        }
+    }
+}
+
 /// The shortest JWT secret accepted: HS256 with fewer than 32 bytes of key is guessable.
 pub const MIN_SECRET_BYTES: usize = 32;
 

@@ -137,10 +137,15 @@ impl ChatEngine {
             .take_ticket(&opaque_token_hash(ticket), inner.clock.now())
             .await?
             .ok_or(ChatError::Unauthorized)?;
-        Ok(Identity {
+        let identity = Identity {
             user: grant.user,
             session: grant.session,
-        })
+        };
+        // A ticket outlives nothing: its session may have been signed out since.
+        if identity.session.is_some() {
+            inner.check_session(&identity).await?;
+        }
+        Ok(identity)
     }
 
     /// Registers a user; `Conflict` when the username or email is taken.
@@ -232,35 +237,13 @@ impl ChatEngine {
             refresh_hash: opaque_token_hash(&refresh_token),
             created_at: now,
             expires_at: now + Duration::seconds(inner.limits.refresh_ttl_secs),
+            revoked_at: None,
         };
         inner.store().create_session(&session).await?;
         self.tokens_for(credentials.user, session.id, refresh_token)
     }
 
-    /// Trades a refresh token for new tokens; each refresh token works once.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<LoginResult, ChatError> {
-        let inner = &self.inner;
-        let now = inner.clock.now();
-        let next = new_opaque_token();
-        let session = inner
-            .store()
-            .rotate_refresh(
-                &opaque_token_hash(refresh_token),
-                &opaque_token_hash(&next),
-                now,
-                now + Duration::seconds(inner.limits.refresh_ttl_secs),
-            )
-            .await?
-            .ok_or(ChatError::Unauthorized)?;
-        let user = inner
-            .store()
-            .user(session.user_id)
-            .await?
-            .ok_or(ChatError::Unauthorized)?;
-        self.tokens_for(user, session.id, next)
-    }
-
-    fn tokens_for(
+    pub(super) fn tokens_for(
         &self,
         user: User,
         session: SessionId,
@@ -279,19 +262,17 @@ impl ChatEngine {
         })
     }
 
-    /// Verifies an access token and that its user still exists. With host tokens configured,
-    /// a token this engine did not issue may be the host's: its user is found, or provisioned
-    /// on first use.
+    /// Verifies an access token and that its session is live (not signed out). With host
+    /// tokens configured, a token this engine did not issue may be the host's: its user is
+    /// found, or provisioned on first use.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, ChatError> {
         let identity = match (self.inner.tokens.verify(token), &self.inner.host_tokens) {
             (Ok(identity), _) => identity,
             (Err(_), Some(host)) => return self.host_user(host.verify(token)?).await,
             (Err(e), None) => return Err(e),
         };
-        match self.inner.store().user(identity.user).await? {
-            Some(_) => Ok(identity),
-            None => Err(ChatError::Unauthorized),
-        }
+        self.inner.check_session(&identity).await?;
+        Ok(identity)
     }
 
     /// The user a host token names, provisioned on first use: the username is the token's

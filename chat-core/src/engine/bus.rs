@@ -39,6 +39,10 @@ async fn apply_all(inner: &Arc<Inner>, hints: &[Hint]) -> Result<(), ChatError> 
 async fn apply(inner: &Arc<Inner>, hint: &Hint) -> Result<(), ChatError> {
     let room = match (&hint.kind, hint.room) {
         (HintKind::Presence { user }, _) => return inner.presence_hint(*user).await,
+        (HintKind::SignedOut { session }, _) => {
+            inner.apply_sign_out(*session);
+            return Ok(());
+        }
         (_, Some(room)) => room,
         (kind, None) => {
             tracing::warn!(?kind, "ignoring a room hint without a room");
@@ -46,7 +50,7 @@ async fn apply(inner: &Arc<Inner>, hint: &Hint) -> Result<(), ChatError> {
         }
     };
     match hint.kind.clone() {
-        HintKind::Presence { .. } => Ok(()),
+        HintKind::Presence { .. } | HintKind::SignedOut { .. } => Ok(()),
         HintKind::Message { seq } => publish_message(inner, room, seq).await,
         HintKind::MessageChanged { id } => {
             if let Some(message) = inner.store().message(room, id).await? {
@@ -158,8 +162,9 @@ async fn publish_message(inner: &Inner, room: RoomId, seq: Seq) -> Result<(), Ch
 }
 
 /// Hints were lost: publish every followed room's newest message, so each session notices any
-/// gap and fills it from the store.
+/// gap and fills it from the store, and ask the store again whether sessions are signed out.
 async fn resync(inner: &Inner) -> Result<(), ChatError> {
+    inner.live_sessions.forget_all();
     for room in inner.hub.followed_rooms() {
         if let Some(found) = inner.store().room(room).await? {
             if found.last_seq > Seq::ZERO {

@@ -4,12 +4,12 @@
 //! next expected one) are filled from the store, which is the source of truth.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::{ChatEngine, Inner};
+use crate::auth::Identity;
 use crate::domain::{HistoryAnchor, Message, Rev, RoomId, RoomPosition, Seq, UserId};
 use crate::error::ChatError;
 use crate::events::{changed_event, Event, Frame};
@@ -20,6 +20,9 @@ use crate::hub::{Inbox, Item};
 pub enum SessionEnd {
     /// Its queue filled up: the client did not keep up and must reconnect and `sync`.
     SlowConsumer,
+    /// The sign-in session it was opened with was signed out (logout, a password change, a
+    /// stolen refresh token).
+    SignedOut,
     /// The engine shut down.
     Closed,
 }
@@ -119,8 +122,12 @@ impl ChatEngine {
         Ok(())
     }
 
-    /// Opens a live session for the user, following all of their rooms.
-    pub async fn connect(&self, actor: UserId) -> Result<Session, ChatError> {
+    /// Opens a live session for the user, following all of their rooms. Given the caller's
+    /// [`Identity`] rather than a bare user, the session ends when that sign-in session is
+    /// signed out.
+    pub async fn connect(&self, who: impl Into<Identity>) -> Result<Session, ChatError> {
+        let who: Identity = who.into();
+        let actor = who.user;
         let inner = self.inner.clone();
         let max = inner.limits.max_rooms_per_user;
         // Subscribe first, then read positions again: every message committed before the
@@ -130,7 +137,12 @@ impl ChatEngine {
         let max_sessions = inner.limits.max_connections_per_user;
         let inbox = inner
             .hub
-            .register(actor, first.iter().map(|p| p.room_id), max_sessions)
+            .register(
+                actor,
+                who.session,
+                first.iter().map(|p| p.room_id),
+                max_sessions,
+            )
             .ok_or(ChatError::RateLimited {
                 retry_after_secs: CONNECTION_RETRY_SECS,
             })?;
@@ -187,8 +199,8 @@ impl Session {
     /// is resumed by the next call, and nothing taken from the queue is lost.
     pub async fn next_frame(&mut self) -> Result<Arc<str>, SessionEnd> {
         loop {
-            if self.inbox.cut.load(Ordering::SeqCst) {
-                return Err(SessionEnd::SlowConsumer);
+            if let Some(end) = self.inbox.cut.reason() {
+                return Err(end);
             }
             if let Some(frame) = self.ready.pop_front() {
                 return Ok(frame);
@@ -206,11 +218,7 @@ impl Session {
                 continue;
             }
             let Some(item) = self.inbox.rx.recv().await else {
-                return Err(if self.inbox.cut.load(Ordering::SeqCst) {
-                    SessionEnd::SlowConsumer
-                } else {
-                    SessionEnd::Closed
-                });
+                return Err(self.inbox.cut.reason().unwrap_or(SessionEnd::Closed));
             };
             match item {
                 Item::Frame(frame) => match (frame.room, frame.seq) {

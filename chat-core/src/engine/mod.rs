@@ -12,6 +12,7 @@ mod presence;
 mod receipts;
 mod roles;
 mod rooms;
+mod sessions;
 mod typing;
 mod uploads;
 
@@ -43,6 +44,7 @@ pub use rooms::{
     AddMember, CreateRoom, DirectRoom, MemberPage, PublicRoomPage, RoomPage, RoomSettings,
     RoomStats, UpdateRoom,
 };
+pub use sessions::ChangePassword;
 pub use typing::{Typing, TYPING_TTL};
 pub use uploads::{ByteRange, Download, UploadLink, UploadView, COLLECT_EVERY};
 
@@ -63,6 +65,10 @@ pub struct Limits {
     pub max_concurrent_hashes: usize,
     /// How long a refresh token stays valid, in seconds.
     pub refresh_ttl_secs: i64,
+    /// How long a session found live is trusted without asking the store again, in seconds
+    /// (0: ask every time). Sign-outs on other nodes arrive on the bus at once; this bounds
+    /// how long one whose hint was lost still lets the session's access tokens in.
+    pub session_trust_secs: u64,
     /// Live sessions (WebSocket connections) one user may have open on one node.
     pub max_connections_per_user: usize,
     /// Messages one user may send (HTTP and WebSocket together); `None`: unlimited.
@@ -91,6 +97,7 @@ impl Default for Limits {
             sync_max_messages: 500,
             max_concurrent_hashes: 4,
             refresh_ttl_secs: 30 * 24 * 3600,
+            session_trust_secs: 5,
             max_reaction_kinds: 20,
             max_connections_per_user: 20,
             send_rate: Some(Rate {
@@ -127,6 +134,7 @@ struct Inner {
     typing: typing::TypingState,
     sends: Option<Limiter<UserId>>,
     failed_logins: Option<Limiter<accounts::LoginKey>>,
+    live_sessions: sessions::LiveSessions,
 }
 
 /// Builds a [`ChatEngine`] from its ports; everything but the store has a default.
@@ -218,6 +226,7 @@ impl ChatEngineBuilder {
         self.store.node_heartbeat(node, self.clock.now()).await?;
         let sends = self.limits.send_rate.map(Limiter::new);
         let failed_logins = self.limits.failed_login_rate.map(Limiter::new);
+        let session_trust = std::time::Duration::from_secs(self.limits.session_trust_secs);
         let engine = ChatEngine {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -236,6 +245,7 @@ impl ChatEngineBuilder {
                 typing: typing::TypingState::default(),
                 sends,
                 failed_logins,
+                live_sessions: sessions::LiveSessions::new(session_trust),
             }),
         };
         bus::spawn(Arc::downgrade(&engine.inner), bus);

@@ -13,6 +13,8 @@ pub use blob::{BlobError, BlobKey, BlobStore, ByteStream};
 pub use notifier::{BusSignal, BusStream, Hint, HintKind, NodeId, Notifier};
 pub use presence::{PresenceRecord, PresenceStore};
 pub use receipts::{Receipt, ReceiptChange, ReceiptStore, UnreadCount};
-pub use store::{constraint, AuthSession, MessageStore, RoomStore, SessionStore, Store, UserStore};
+pub use store::{
+    constraint, AuthSession, MessageStore, RoomStore, Rotation, SessionStore, Store, UserStore,
+};
 pub use tickets::{TicketGrant, TicketStore};
 pub use uploads::UploadStore;

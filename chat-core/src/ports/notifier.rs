@@ -9,7 +9,7 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Emoji, MessageId, RoomId, Seq, UserId};
+use crate::domain::{Emoji, MessageId, RoomId, Seq, SessionId, UserId};
 use crate::error::StoreError;
 
 /// Identifies one engine instance (one server node) on the bus.
@@ -71,6 +71,11 @@ pub enum HintKind {
         /// The member.
         user: UserId,
     },
+    /// A sign-in session was revoked: its access tokens stop working and its connections close.
+    SignedOut {
+        /// The session.
+        session: SessionId,
+    },
     /// The user started or stopped typing (not stored: the hint is the whole event).
     Typing {
         /// Who types.
@@ -85,7 +90,7 @@ pub enum HintKind {
 pub struct Hint {
     /// The node whose engine made the change.
     pub origin: NodeId,
-    /// The room it concerns (none for a user's presence).
+    /// The room it concerns (none for a user's presence or a sign-out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<RoomId>,
     /// What changed.

@@ -37,6 +37,20 @@ pub struct AuthSession {
     pub created_at: OffsetDateTime,
     /// When the current refresh token stops working.
     pub expires_at: OffsetDateTime,
+    /// When it was signed out (its access and refresh tokens stopped working), if it was.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// What presenting a refresh token came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was the current token of a live session, now replaced by the new one.
+    Rotated(AuthSession),
+    /// It was a token this session already traded in: it is in someone else's hands too.
+    /// Nothing changed.
+    Reused(SessionId),
+    /// No live session has or had it (never issued, expired, or its session was revoked).
+    Unknown,
 }
 
 /// Users and their credentials.
@@ -76,16 +90,31 @@ pub trait UserStore: Send + Sync + Debug {
 pub trait SessionStore: Send + Sync + Debug {
     /// Stores a new session.
     async fn create_session(&self, session: &AuthSession) -> Result<(), StoreError>;
-    /// Replaces the refresh token whose hash is `old_hash`, if it is current and not expired at
-    /// `now`, by `new_hash` valid until `expires_at`; returns the session, or `None` when no
-    /// current token has that hash (so each token works once).
+    /// The session with this id, revoked or not.
+    async fn session(&self, id: SessionId) -> Result<Option<AuthSession>, StoreError>;
+    /// Trades the refresh token whose hash is `old_hash`: when it is the current token of an
+    /// unrevoked session and not expired at `now`, replaces it by `new_hash` valid until
+    /// `expires_at` and remembers `old_hash` as spent until its own expiry (`Rotated`, so each
+    /// token works once); when it is a spent token of an unrevoked session, changes nothing
+    /// (`Reused`); otherwise `Unknown`.
     async fn rotate_refresh(
         &self,
         old_hash: &str,
         new_hash: &str,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> Result<Option<AuthSession>, StoreError>;
+    ) -> Result<Rotation, StoreError>;
+    /// Revokes the session at `now`; `false` when there is none or it was already revoked.
+    async fn revoke_session(&self, id: SessionId, now: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Replaces the user's password hash and revokes every unrevoked session of theirs but
+    /// `keep`, together; returns the sessions revoked. `NotFound` for an unknown user.
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError>;
 }
 
 /// Rooms and memberships.

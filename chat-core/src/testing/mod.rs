@@ -21,7 +21,7 @@ use crate::domain::{
     SessionId, SettingsPatch, Topic, User, UserId, UserPatch, Username, Visibility,
 };
 use crate::error::StoreError;
-use crate::ports::{constraint, AuthSession, NodeId, Store};
+use crate::ports::{constraint, AuthSession, NodeId, Rotation, Store};
 
 mod changes;
 mod uploads;
@@ -41,6 +41,9 @@ macro_rules! store_conformance_tests {
             external_users_are_provisioned_once,
             concurrent_provisioning_makes_one_user,
             refresh_tokens_rotate_once,
+            concurrent_rotations_of_one_token_rotate_once,
+            revoked_sessions_refresh_nothing,
+            password_changes_revoke_the_other_sessions,
             rooms_are_created_with_their_members,
             room_creation_with_an_unknown_member_writes_nothing,
             appends_assign_consecutive_seq_and_rev,
@@ -413,35 +416,193 @@ pub async fn users_are_updated(store: Arc<dyn Store>) {
     ));
 }
 
-/// A refresh token rotates once; the old one then fails, and an expired one never works.
+fn new_session(user: UserId, refresh_hash: &str, expires_at: OffsetDateTime) -> AuthSession {
+    AuthSession {
+        id: SessionId(Uuid::new_v4()),
+        user_id: user,
+        refresh_hash: refresh_hash.into(),
+        created_at: t(0),
+        expires_at,
+        revoked_at: None,
+    }
+}
+
+/// A refresh token rotates once; presented again it is `Reused` (and changes nothing), and an
+/// expired or never-issued one is `Unknown`.
 pub async fn refresh_tokens_rotate_once(store: Arc<dyn Store>) {
     let alice = add_user(&store, "alice").await;
-    let session = AuthSession {
-        id: SessionId(Uuid::new_v4()),
-        user_id: alice,
-        refresh_hash: "old".into(),
-        created_at: t(0),
-        expires_at: t(100),
-    };
+    let session = new_session(alice, "old", t(100));
     store.create_session(&session).await.unwrap();
-    let rotated = store
+    assert_eq!(
+        store.session(session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    let Rotation::Rotated(rotated) = store
         .rotate_refresh("old", "new", t(50), t(200))
         .await
         .unwrap()
-        .expect("rotates");
+    else {
+        panic!("the current token rotates");
+    };
     assert_eq!((rotated.id, rotated.user_id), (session.id, alice));
     assert_eq!(rotated.refresh_hash, "new");
     assert_eq!(rotated.expires_at, t(200));
+    assert_eq!(rotated.revoked_at, None);
+    assert_eq!(
+        store
+            .rotate_refresh("old", "x", t(51), t(300))
+            .await
+            .unwrap(),
+        Rotation::Reused(session.id)
+    );
+    assert_eq!(
+        store
+            .session(session.id)
+            .await
+            .unwrap()
+            .map(|s| s.refresh_hash),
+        Some("new".into()),
+        "a reused token changes nothing"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh("never", "y", t(52), t(300))
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    );
+    assert_eq!(
+        store
+            .rotate_refresh("new", "y", t(200), t(300))
+            .await
+            .unwrap(),
+        Rotation::Unknown,
+        "expired"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh("old", "z", t(101), t(300))
+            .await
+            .unwrap(),
+        Rotation::Unknown,
+        "a spent token is forgotten once it would have expired"
+    );
+}
+
+/// Two rotations of one token at once: exactly one gets the session, the other finds it spent.
+pub async fn concurrent_rotations_of_one_token_rotate_once(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let session = new_session(alice, "old", t(100));
+    store.create_session(&session).await.unwrap();
+    let (a, b) = tokio::join!(
+        store.rotate_refresh("old", "a", t(1), t(200)),
+        store.rotate_refresh("old", "b", t(1), t(200)),
+    );
+    let outcomes = [a.unwrap(), b.unwrap()];
+    let rotated: Vec<&Rotation> = outcomes
+        .iter()
+        .filter(|r| matches!(r, Rotation::Rotated(_)))
+        .collect();
+    assert_eq!(rotated.len(), 1, "{outcomes:?}");
+    assert!(
+        outcomes.contains(&Rotation::Reused(session.id)),
+        "{outcomes:?}"
+    );
+}
+
+/// A revoked session stays readable with its time, and neither its current nor its spent
+/// refresh tokens work any more.
+pub async fn revoked_sessions_refresh_nothing(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let session = new_session(alice, "old", t(100));
+    let other = new_session(alice, "other", t(100));
+    store.create_session(&session).await.unwrap();
+    store.create_session(&other).await.unwrap();
+    assert!(matches!(
+        store
+            .rotate_refresh("old", "new", t(1), t(100))
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    assert!(store.revoke_session(session.id, t(2)).await.unwrap());
+    assert!(
+        !store.revoke_session(session.id, t(3)).await.unwrap(),
+        "already revoked"
+    );
+    assert!(!store
+        .revoke_session(SessionId(Uuid::new_v4()), t(3))
+        .await
+        .unwrap());
+    let found = store.session(session.id).await.unwrap().expect("kept");
+    assert_eq!(found.revoked_at, Some(t(2)));
+    for token in ["new", "old"] {
+        assert_eq!(
+            store
+                .rotate_refresh(token, "x", t(4), t(100))
+                .await
+                .unwrap(),
+            Rotation::Unknown,
+            "{token}"
+        );
+    }
+    assert_eq!(
+        store.session(other.id).await.unwrap().map(|s| s.revoked_at),
+        Some(None),
+        "the user's other session is untouched"
+    );
     assert!(store
-        .rotate_refresh("old", "x", t(51), t(300))
+        .session(SessionId(Uuid::new_v4()))
         .await
         .unwrap()
         .is_none());
-    assert!(store
-        .rotate_refresh("new", "y", t(200), t(300))
+}
+
+/// A password change replaces the hash and revokes every live session of the user but the one
+/// kept, and only theirs.
+pub async fn password_changes_revoke_the_other_sessions(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    let kept = new_session(alice, "a1", t(100));
+    let other = new_session(alice, "a2", t(100));
+    let revoked_before = new_session(alice, "a3", t(100));
+    let bobs = new_session(bob, "b1", t(100));
+    for s in [&kept, &other, &revoked_before, &bobs] {
+        store.create_session(s).await.unwrap();
+    }
+    store.revoke_session(revoked_before.id, t(1)).await.unwrap();
+    let revoked = store
+        .change_password(alice, "new-hash", Some(kept.id), t(5))
         .await
-        .unwrap()
-        .is_none());
+        .unwrap();
+    assert_eq!(revoked, vec![other.id]);
+    assert_eq!(
+        store
+            .credentials("alice")
+            .await
+            .unwrap()
+            .map(|c| c.password_hash),
+        Some("new-hash".into())
+    );
+    let state = |id| {
+        let store = store.clone();
+        async move { store.session(id).await.unwrap().and_then(|s| s.revoked_at) }
+    };
+    assert_eq!(state(kept.id).await, None);
+    assert_eq!(state(other.id).await, Some(t(5)));
+    assert_eq!(state(revoked_before.id).await, Some(t(1)));
+    assert_eq!(state(bobs.id).await, None);
+    let all = store
+        .change_password(alice, "newer", None, t(6))
+        .await
+        .unwrap();
+    assert_eq!(all, vec![kept.id]);
+    assert!(matches!(
+        store
+            .change_password(UserId(Uuid::new_v4()), "x", None, t(7))
+            .await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 /// A new room has its fields, its members with their roles, and no messages.

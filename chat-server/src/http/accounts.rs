@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use chat_core::auth::Identity;
-use chat_core::engine::{Register, UpdateMe};
+use chat_core::engine::{ChangePassword, Register, UpdateMe};
 use chat_core::{ChatEngine, ChatError};
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
@@ -12,7 +12,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::{authenticated, json_body, path_id, query, respond, with_engine, Body, Query};
+use super::{
+    authenticated, json_body, no_content, path_id, query, respond, with_engine, Body, Query,
+};
 use crate::State;
 
 #[derive(Deserialize)]
@@ -80,6 +82,24 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
             let result = async { engine.refresh(&input.get()?.refresh_token).await };
             respond(StatusCode::OK, result.await)
         });
+    let logout = warp::path!("v1" / "auth" / "logout")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .then(
+            |engine: ChatEngine, who: Identity| async move { no_content(engine.logout(who).await) },
+        );
+    let password = warp::path!("v1" / "users" / "me" / "password")
+        .and(warp::post())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<ChangePassword>(max))
+        .then(
+            |engine: ChatEngine, who: Identity, input: Body<ChangePassword>| async move {
+                let result = async { engine.change_password(who, input.get()?).await };
+                no_content(result.await)
+            },
+        );
     let me = warp::path!("v1" / "users" / "me")
         .and(warp::get())
         .and(with_engine(state))
@@ -130,6 +150,10 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(token)
         .unify()
         .or(refresh)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(password)
         .unify()
         .or(me)
         .unify()

@@ -140,17 +140,17 @@ fn unsigned(header: &serde_json::Value, claims: &serde_json::Value) -> String {
 async fn bad_expired_and_missing_tokens_are_401() {
     let server = TestServer::start().await;
     let alice = server.register("alice").await;
+    let sid = crate::support::session_of(&alice.token);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let forge = |exp: i64, iss: &str, secret: &str| {
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &json!({"sub": alice.id, "exp": exp, "iat": exp - 3600, "iss": iss, "jti": "t"}),
+            &json!({"sub": alice.id, "exp": exp, "iat": exp - 3600, "iss": iss, "jti": "t", "sid": sid}),
             &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
         )
         .unwrap()
     };
-    let claims =
-        |exp: i64| json!({"sub": alice.id, "exp": exp, "iat": exp - 3600, "iss": "chat-server"});
+    let claims = |exp: i64| json!({"sub": alice.id, "exp": exp, "iat": exp - 3600, "iss": "chat-server", "sid": sid});
     let raw = |claims: &serde_json::Value, secret: &str| {
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -178,20 +178,31 @@ async fn bad_expired_and_missing_tokens_are_401() {
         unsigned(&json!({"alg": "RS256", "typ": "JWT"}), &claims(now + 600)),
         // HS256 keyed with a public key (the classic RS256/HS256 confusion).
         raw(
-            &json!({"sub": alice.id, "exp": now + 600, "iat": now, "iss": "chat-server"}),
+            &json!({"sub": alice.id, "exp": now + 600, "iat": now, "iss": "chat-server", "sid": sid}),
             PUBLIC_KEY,
         ),
         // exp as a string, exp missing, iat missing.
         raw(
-            &json!({"sub": alice.id, "exp": (now + 600).to_string(), "iat": now, "iss": "chat-server"}),
+            &json!({"sub": alice.id, "exp": (now + 600).to_string(), "iat": now, "iss": "chat-server", "sid": sid}),
             SECRET,
         ),
         raw(
-            &json!({"sub": alice.id, "iat": now, "iss": "chat-server"}),
+            &json!({"sub": alice.id, "iat": now, "iss": "chat-server", "sid": sid}),
             SECRET,
         ),
         raw(
-            &json!({"sub": alice.id, "exp": now + 600, "iss": "chat-server"}),
+            &json!({"sub": alice.id, "exp": now + 600, "iss": "chat-server", "sid": sid}),
+            SECRET,
+        ),
+        // Well signed, but naming no session, or one that does not exist: nothing could ever
+        // sign such a token out.
+        raw(
+            &json!({"sub": alice.id, "exp": now + 600, "iat": now, "iss": "chat-server"}),
+            SECRET,
+        ),
+        raw(
+            &json!({"sub": alice.id, "exp": now + 600, "iat": now, "iss": "chat-server",
+                    "sid": "00000000-0000-4000-8000-000000000000"}),
             SECRET,
         ),
         // An oversized header.

@@ -135,7 +135,8 @@ async fn with_an_audience_the_servers_own_tokens_carry_and_need_it() {
     );
     let forged = |aud: Option<&str>| {
         let mut c = json!({"sub": kim.id, "iss": "chat-server", "jti": "j",
-                           "iat": now(), "exp": now() + 600});
+                           "iat": now(), "exp": now() + 600,
+                           "sid": crate::support::session_of(&kim.token)});
         if let Some(aud) = aud {
             c["aud"] = json!(aud);
         }

@@ -19,6 +19,7 @@ mod receipts;
 mod restart;
 mod resume;
 mod sequence;
+mod sessions;
 mod slow_consumer;
 mod typing;
 mod uploads;

@@ -284,3 +284,39 @@ async fn a_crashed_nodes_users_go_offline_within_30_seconds() {
     .await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_on_one_node_signs_the_session_out_on_the_other() {
+    let Some(db) = database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(&db, "node-a", &dir), node(&db, "node-b", &dir));
+    let alice = user(&a.base, "alice").await;
+    let status_on = |base: String, token: String| async move {
+        reqwest::Client::new()
+            .get(format!("{base}/v1/users/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+            .status()
+    };
+    // Node B has seen the session live (and may trust that for a while) and holds its socket.
+    assert_eq!(
+        status_on(b.base.clone(), alice.token.clone()).await,
+        StatusCode::OK
+    );
+    let mut on_b = Ws::connect(&b.base, &alice.token, None).await;
+
+    let (status, body) = post(&a.base, "/v1/auth/logout", Some(&alice.token), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(
+        on_b.closed().await,
+        Some(4001),
+        "node B closes the session's socket"
+    );
+    assert_eq!(
+        status_on(b.base.clone(), alice.token.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        "node B refuses the revoked token"
+    );
+}

@@ -372,6 +372,17 @@ impl Ws {
     }
 }
 
+/// The sign-in session (`sid`) an access token of the server names, read from its payload:
+/// tokens forged for a test must name a live session to pass.
+pub(crate) fn session_of(token: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).unwrap();
+    claims["sid"].as_str().expect("a sid claim").to_owned()
+}
+
 /// The seqs of a list of messages.
 pub(crate) fn seqs(messages: &[Value]) -> Vec<i64> {
     messages
