@@ -8,6 +8,7 @@ mod bus;
 mod changes;
 mod live;
 mod messages;
+mod moderation;
 mod presence;
 mod receipts;
 mod roles;
@@ -32,6 +33,7 @@ pub use accounts::{LoginResult, Register, UpdateMe, UserPage, WsTicket, WS_TICKE
 pub use changes::EditMessage;
 pub use live::{Session, SessionEnd, SyncSince, SyncedRoom};
 pub use messages::{HistoryQuery, SearchMessages, SearchPage, SendMessage, Sent, ThreadQuery};
+pub use moderation::{BanPage, BlockPage};
 pub use presence::{
     Presence, PresenceStatus, SetPresence, HEARTBEAT, MAX_PRESENCE_QUERY, NODE_TIMEOUT,
 };
