@@ -10,7 +10,7 @@ use super::rooms::{more_than, parse_cursor};
 use super::ChatEngine;
 use crate::domain::{
     ClientId, Cursor, HistoryAnchor, HistoryPage, Message, MessageBody, MessageId, MessageKind,
-    NewMessage, PageSize, RoomId, RoomKind, SearchQuery, Seq, UploadId, UserId,
+    NewMessage, PageSize, RoomId, SearchQuery, Seq, UploadId, UserId,
 };
 use crate::error::{ChatError, FieldCheck, FieldErrors};
 use crate::events::Event;
@@ -228,11 +228,7 @@ impl ChatEngine {
         let (found, _) = inner
             .require_member(actor, room, "join the room to post in it")
             .await?;
-        // Only direct rooms pay for the lookup: blocks do not reach into group rooms.
-        if found.kind == RoomKind::Direct && inner.store().blocked_by_member(room, actor).await? {
-            return Err(ChatError::Forbidden("this user has blocked you"));
-        }
-        Ok(())
+        inner.refuse_if_blocked(&found, actor).await
     }
 
     /// An upload the sender may attach: only their own (anyone else's is `NotFound`, exactly

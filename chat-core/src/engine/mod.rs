@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::auth::host::HostTokens;
 use crate::auth::{PasswordHasher, TokenConfigError, TokenIssuer};
 use crate::clock::{random_bytes, Clock, IdGenerator, RandomIds, SystemClock};
-use crate::domain::{Membership, Room, RoomId, UserId, Visibility};
+use crate::domain::{Membership, Room, RoomId, RoomKind, UserId, Visibility};
 use crate::error::ChatError;
 use crate::events::Event;
 use crate::hub::Hub;
@@ -312,6 +312,16 @@ impl Inner {
             (room, Some(membership)) => Ok((room, membership)),
             (_, None) => Err(ChatError::Forbidden(why)),
         }
+    }
+
+    /// `Forbidden` when the room is a direct room whose other member blocks the user: what
+    /// they would write there. Only direct rooms pay for the lookup, as blocks do not reach
+    /// into group rooms.
+    async fn refuse_if_blocked(&self, room: &Room, user: UserId) -> Result<(), ChatError> {
+        if room.kind == RoomKind::Direct && self.store().blocked_by_member(room.id, user).await? {
+            return Err(ChatError::Forbidden("this user has blocked you"));
+        }
+        Ok(())
     }
 
     /// Tells this node's sessions and the other nodes about a change. The change is already

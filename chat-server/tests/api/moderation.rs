@@ -61,7 +61,8 @@ async fn a_blocked_user_cannot_open_or_write_to_the_blockers_direct_room() {
         assert_eq!(status, 201, "{backend}: {dm}");
         let dm = dm["id"].as_str().unwrap().to_owned();
         let group = server.room(&alice, &[&bob]).await;
-        server.send(&bob, &dm, "before the block").await;
+        let before = server.send(&bob, &dm, "before the block").await;
+        let before = format!("/v1/rooms/{dm}/messages/{}", before["id"].as_str().unwrap());
 
         let block = |user: &str| format!("/v1/users/me/blocks/{user}");
         assert_eq!(
@@ -103,7 +104,23 @@ async fn a_blocked_user_cannot_open_or_write_to_the_blockers_direct_room() {
             .await;
         let error = ws.next_of("error").await;
         assert_eq!(error["code"], "forbidden", "{backend}: {error}");
-        assert_eq!(server.history(&alice, &dm).await.len(), 1, "{backend}");
+        // Nor edit or react there; taking back what was his still works.
+        let (status, _) = server
+            .request(
+                Method::PATCH,
+                &before,
+                Some(&bob.token),
+                Some(&json!({"body": "edited"}).to_string()),
+            )
+            .await;
+        assert_eq!(status, 403, "{backend}");
+        let thumbs = format!("{before}/reactions/%F0%9F%91%8D");
+        assert_eq!(call(&server, Method::PUT, &thumbs, &bob).await, 403);
+        assert_eq!(call(&server, Method::DELETE, &thumbs, &bob).await, 204);
+        let history = server.history(&alice, &dm).await;
+        assert_eq!(history.len(), 1, "{backend}");
+        assert_eq!(history[0]["body"], "before the block", "{backend}");
+        assert_eq!(history[0]["reactions"], json!([]), "{backend}");
 
         // The blocker still writes; groups and other people are not affected.
         server.send(&alice, &dm, "alice may still write").await;
