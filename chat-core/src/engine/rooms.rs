@@ -129,7 +129,7 @@ pub(super) fn more_than<T>(items: &mut Vec<T>, limit: PageSize) -> bool {
     more
 }
 
-pub(super) fn parse_user_id(raw: &str) -> Result<UserId, &'static str> {
+fn parse_user_id(raw: &str) -> Result<UserId, &'static str> {
     raw.parse().map_err(|_| "must be a user id")
 }
 
