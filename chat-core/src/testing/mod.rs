@@ -100,6 +100,7 @@ macro_rules! store_conformance_tests {
             blocks_are_recorded_once_and_listed_oldest_first,
             blocks_are_found_through_the_other_members,
             bans_end_the_membership_and_keep_the_user_out,
+            a_join_racing_a_ban_never_leaves_a_banned_member,
             deleting_a_room_frees_the_uploads_only_it_carried,
             ping_answers,
         );

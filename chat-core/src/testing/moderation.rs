@@ -174,3 +174,34 @@ pub async fn deleting_a_room_frees_the_uploads_only_it_carried(store: Arc<dyn St
     assert_eq!(store.delete_room(room).await.unwrap(), None);
     assert!(store.room(other).await.unwrap().is_some());
 }
+
+/// A join racing a ban never leaves a banned member: either the join comes first and the ban
+/// ends it, or the ban comes first and refuses the join.
+pub async fn a_join_racing_a_ban_never_leaves_a_banned_member(store: Arc<dyn Store>) {
+    let alice = add_user(&store, "alice").await;
+    let bob = add_user(&store, "bob").await;
+    for round in 0..20 {
+        let room = add_room(&store, alice, &[]).await;
+        let (joining, banning) = (store.clone(), store.clone());
+        let join =
+            tokio::spawn(async move { joining.add_member(room, bob, Role::Member, t(2)).await });
+        let ban = tokio::spawn(async move { banning.ban(room, bob, alice, t(2)).await });
+        let joined = join.await.expect("join task");
+        ban.await.expect("ban task").expect("banned");
+        assert!(
+            matches!(
+                joined,
+                Ok(_)
+                    | Err(StoreError::Conflict {
+                        constraint: constraint::BAN
+                    })
+            ),
+            "round {round}: {joined:?}"
+        );
+        assert!(
+            store.membership(room, bob).await.unwrap().is_none(),
+            "round {round}: the banned user is a member"
+        );
+        assert_eq!(store.room(room).await.unwrap().unwrap().member_count, 1);
+    }
+}
