@@ -75,6 +75,12 @@ pub enum Event {
         /// The room as it is now.
         room: crate::domain::Room,
     },
+    /// The room was deleted; nothing of it follows.
+    #[serde(rename = "room.deleted")]
+    RoomDeleted {
+        /// The room.
+        room_id: RoomId,
+    },
     /// A membership ended (left or removed).
     #[serde(rename = "member.left")]
     MemberLeft {
@@ -157,6 +163,7 @@ impl Event {
             | Event::MemberJoined { room_id, .. }
             | Event::MemberUpdated { room_id, .. }
             | Event::MemberLeft { room_id, .. }
+            | Event::RoomDeleted { room_id }
             | Event::Typing { room_id, .. }
             | Event::Receipt { room_id, .. } => Some(*room_id),
             Event::RoomUpdated { room } => Some(room.id),

@@ -271,6 +271,32 @@ impl Hub {
         self.route_user(user, room, false, || Item::Left { room });
     }
 
+    /// Queues the frame to every session following its room, then stops them all following
+    /// it, in one critical section so nothing of the room reaches them after the frame (a
+    /// deleted room).
+    pub(crate) fn close_room(&self, frame: Arc<Frame>) {
+        let Some(room) = frame.room else {
+            return;
+        };
+        let full: Vec<u64> = {
+            let mut routes = self.write();
+            let Some(keys) = routes.by_room.remove(&room) else {
+                return;
+            };
+            keys.into_iter()
+                .filter(|key| {
+                    routes.sessions.get(key).is_some_and(|entry| {
+                        !(self.offer(entry, Item::Frame(frame.clone()))
+                            && self.offer(entry, Item::Left { room }))
+                    })
+                })
+                .collect()
+        };
+        for key in full {
+            self.unregister(key);
+        }
+    }
+
     /// Adds or removes the routes from `room` to the user's sessions and tells each session,
     /// in one critical section so no frame of the room slips between the two.
     fn route_user(&self, user: UserId, room: RoomId, follow: bool, item: impl Fn() -> Item) {
@@ -449,5 +475,21 @@ mod tests {
         assert!(hub.followed_rooms().is_empty());
         hub.unregister(inbox.key);
         assert_eq!(hub.session_count(), 0);
+    }
+
+    #[test]
+    fn a_closed_room_gets_its_last_frame_then_nothing() {
+        let hub = Hub::new(8);
+        let room = RoomId(Uuid::new_v4());
+        let other = RoomId(Uuid::new_v4());
+        let mut inbox = hub
+            .register(UserId(Uuid::new_v4()), None, [room, other], 4)
+            .unwrap();
+        hub.close_room(frame(room, 1));
+        assert!(matches!(inbox.rx.try_recv(), Ok(Item::Frame(f)) if f.seq == Some(Seq(1))));
+        assert!(matches!(inbox.rx.try_recv(), Ok(Item::Left { room: r }) if r == room));
+        hub.publish(frame(room, 2));
+        assert!(inbox.rx.try_recv().is_err());
+        assert_eq!(hub.followed_rooms(), [other]);
     }
 }

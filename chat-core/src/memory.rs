@@ -8,16 +8,16 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    micros, Appended, Attachment, ClientId, Credentials, Cursor, Emoji, ExternalId, HistoryAnchor,
-    HistoryPage, Member, Membership, MembershipView, Message, MessageEdit, MessageId, NewMessage,
-    NewRoom, Reaction, ReactionChange, ReactionEdit, Rev, Role, Room, RoomId, RoomKind,
-    RoomListItem, RoomPatch, RoomPosition, SearchQuery, Seq, SessionId, SettingsPatch,
-    ThreadSummary, Upload, UploadId, User, UserId, UserPatch, Visibility,
+    micros, Appended, Attachment, Ban, Block, ClientId, Credentials, Cursor, Emoji, ExternalId,
+    HistoryAnchor, HistoryPage, Member, Membership, MembershipView, Message, MessageEdit,
+    MessageId, NewMessage, NewRoom, Reaction, ReactionChange, ReactionEdit, Rev, Role, Room,
+    RoomId, RoomKind, RoomListItem, RoomPatch, RoomPosition, SearchQuery, Seq, SessionId,
+    SettingsPatch, ThreadSummary, Upload, UploadId, User, UserId, UserPatch, Visibility,
 };
 use crate::error::StoreError;
 use crate::ports::{
-    constraint, AuthSession, MessageStore, NodeId, PresenceRecord, PresenceStore, Receipt,
-    ReceiptChange, ReceiptStore, RoomStore, Rotation, SessionStore, Store, TicketGrant,
+    constraint, AuthSession, MessageStore, ModerationStore, NodeId, PresenceRecord, PresenceStore,
+    Receipt, ReceiptChange, ReceiptStore, RoomStore, Rotation, SessionStore, Store, TicketGrant,
     TicketStore, UnreadCount, UploadStore, UserStore,
 };
 
@@ -43,6 +43,8 @@ struct State {
     tickets: HashMap<String, (TicketGrant, OffsetDateTime)>,
     /// Which messages carry each upload.
     attached: HashMap<UploadId, HashSet<(RoomId, Seq)>>,
+    /// Per blocker: whom they block, since when.
+    blocks: HashMap<UserId, HashMap<UserId, OffsetDateTime>>,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +75,8 @@ struct StoredRoom {
     /// Per message: each emoji in the order it was first used, with who reacted.
     reactions: HashMap<Seq, Vec<(Emoji, Vec<UserId>)>>,
     read_at: HashMap<UserId, OffsetDateTime>,
+    /// Banned users: by whom, since when.
+    bans: HashMap<UserId, (UserId, OffsetDateTime)>,
 }
 
 impl StoredRoom {
@@ -89,6 +93,7 @@ impl StoredRoom {
             threads: HashMap::new(),
             reactions: HashMap::new(),
             read_at: HashMap::new(),
+            bans: HashMap::new(),
         }
     }
 }
@@ -133,6 +138,25 @@ fn direct_pair(a: UserId, b: UserId) -> (UserId, UserId) {
 }
 
 impl State {
+    /// Removes a room and what its messages carried; returns the uploads nothing carries now.
+    fn drop_room(&mut self, room: RoomId) -> Option<Vec<UploadId>> {
+        let removed = self.rooms.remove(&room)?;
+        self.direct_pairs.retain(|_, id| *id != room);
+        let mut freed = Vec::new();
+        for m in removed.messages.values() {
+            let Some(upload) = &m.attachment else {
+                continue;
+            };
+            if let Some(carriers) = self.attached.get_mut(&upload.id) {
+                carriers.remove(&(room, m.seq));
+                if carriers.is_empty() && !freed.contains(&upload.id) {
+                    freed.push(upload.id);
+                }
+            }
+        }
+        Some(freed)
+    }
+
     fn live_connections(&self, user: UserId, alive_since: OffsetDateTime) -> i64 {
         self.connections
             .iter()
@@ -733,6 +757,11 @@ impl RoomStore for MemoryStore {
                 constraint: constraint::MEMBERSHIP,
             });
         }
+        if r.bans.contains_key(&user) {
+            return Err(StoreError::Conflict {
+                constraint: constraint::BAN,
+            });
+        }
         let last_seq = r.last_seq;
         let membership = Membership {
             read_seq: last_seq,
@@ -808,9 +837,143 @@ impl RoomStore for MemoryStore {
         if !s.rooms.get(&room).is_some_and(|r| r.members.is_empty()) {
             return Ok(false);
         }
-        s.rooms.remove(&room);
-        s.direct_pairs.retain(|_, id| *id != room);
+        s.drop_room(room);
         Ok(true)
+    }
+
+    async fn delete_room(&self, room: RoomId) -> Result<Option<Vec<UploadId>>, StoreError> {
+        Ok(self.lock().drop_room(room))
+    }
+}
+
+#[async_trait]
+impl ModerationStore for MemoryStore {
+    async fn block_user(
+        &self,
+        blocker: UserId,
+        blocked: UserId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if !s.users.contains_key(&blocker) || !s.users.contains_key(&blocked) {
+            return Err(StoreError::NotFound);
+        }
+        s.blocks
+            .entry(blocker)
+            .or_default()
+            .entry(blocked)
+            .or_insert(at);
+        Ok(())
+    }
+
+    async fn unblock_user(&self, blocker: UserId, blocked: UserId) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if let Some(theirs) = s.blocks.get_mut(&blocker) {
+            theirs.remove(&blocked);
+        }
+        Ok(())
+    }
+
+    async fn blocks(
+        &self,
+        blocker: UserId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Block>, StoreError> {
+        let s = self.lock();
+        let mut found: Vec<(i64, UserId)> = s
+            .blocks
+            .get(&blocker)
+            .into_iter()
+            .flatten()
+            .map(|(user, at)| (micros(*at), *user))
+            .filter(|key| after.is_none_or(|c| (key.0, key.1 .0) > (c.at_micros, c.id)))
+            .collect();
+        found.sort_unstable();
+        Ok(found
+            .into_iter()
+            .filter_map(|(at, user)| {
+                Some(Block {
+                    user: s.users.get(&user)?.user.clone().public(),
+                    blocked_at: crate::domain::from_micros(at),
+                })
+            })
+            .take(limit as usize)
+            .collect())
+    }
+
+    async fn is_blocked(&self, blocker: UserId, blocked: UserId) -> Result<bool, StoreError> {
+        let s = self.lock();
+        Ok(s.blocks
+            .get(&blocker)
+            .is_some_and(|theirs| theirs.contains_key(&blocked)))
+    }
+
+    async fn blocked_by_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
+        let s = self.lock();
+        let Some(r) = s.rooms.get(&room) else {
+            return Ok(false);
+        };
+        Ok(r.members.keys().any(|member| {
+            *member != user
+                && s.blocks
+                    .get(member)
+                    .is_some_and(|theirs| theirs.contains_key(&user))
+        }))
+    }
+
+    async fn ban(
+        &self,
+        room: RoomId,
+        user: UserId,
+        by: UserId,
+        at: OffsetDateTime,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut s = self.lock();
+        if !s.users.contains_key(&user) {
+            return Err(StoreError::NotFound);
+        }
+        let r = s.rooms.get_mut(&room).ok_or(StoreError::NotFound)?;
+        r.bans.entry(user).or_insert((by, at));
+        Ok(r.members.remove(&user).map(|_| r.members.len() as i64))
+    }
+
+    async fn unban(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        Ok(s.rooms
+            .get_mut(&room)
+            .is_some_and(|r| r.bans.remove(&user).is_some()))
+    }
+
+    async fn bans(
+        &self,
+        room: RoomId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Ban>, StoreError> {
+        let s = self.lock();
+        let Some(r) = s.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        let mut found: Vec<(i64, UserId, UserId)> = r
+            .bans
+            .iter()
+            .map(|(user, (by, at))| (micros(*at), *user, *by))
+            .filter(|key| after.is_none_or(|c| (key.0, key.1 .0) > (c.at_micros, c.id)))
+            .collect();
+        found.sort_unstable();
+        Ok(found
+            .into_iter()
+            .filter_map(|(at, user, by)| {
+                Some(Ban {
+                    room_id: room,
+                    user: s.users.get(&user)?.user.clone().public(),
+                    banned_by: Some(by),
+                    banned_at: crate::domain::from_micros(at),
+                })
+            })
+            .take(limit as usize)
+            .collect())
     }
 }
 

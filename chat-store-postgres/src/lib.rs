@@ -25,6 +25,7 @@
 mod changes;
 mod error;
 mod messages;
+mod moderation;
 mod notifier;
 mod options;
 mod presence;

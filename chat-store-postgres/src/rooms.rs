@@ -6,10 +6,10 @@
 use async_trait::async_trait;
 use chat_core::domain::{
     from_micros, micros, Cursor, Member, Membership, MembershipView, NewRoom, Rev, Role, Room,
-    RoomId, RoomKind, RoomListItem, RoomPatch, RoomPosition, Seq, SettingsPatch, User, UserId,
-    Visibility,
+    RoomId, RoomKind, RoomListItem, RoomPatch, RoomPosition, Seq, SettingsPatch, UploadId, User,
+    UserId, Visibility,
 };
-use chat_core::ports::RoomStore;
+use chat_core::ports::{constraint, RoomStore};
 use chat_core::StoreError;
 use sea_query::{
     Asterisk, Expr, Func, InsertStatement, LockType, OnConflict, Order, Query, SelectStatement,
@@ -22,8 +22,9 @@ use uuid::Uuid;
 use crate::error::{corrupt, db};
 use crate::messages::last_messages;
 use crate::query::{execute, fetch_all, fetch_optional};
-use crate::schema::{Derived, Memberships, Mentions, Messages, Rooms, Users};
+use crate::schema::{Derived, Memberships, Mentions, Messages, RoomBans, Rooms, Uploads, Users};
 use crate::store::PgStore;
+use crate::uploads::carriers;
 use crate::users::{UserRow, USER_COLUMNS};
 
 const ROOM_COLUMNS: [Rooms; 11] = [
@@ -691,6 +692,19 @@ impl RoomStore for PgStore {
         let row: Option<UserRow> = fetch_optional(&mut *tx, &q).await.map_err(db)?;
         let member = User::try_from(row.ok_or(StoreError::NotFound)?)?.public();
 
+        // A ban takes the room's row lock too, so it is either visible here or waits for us.
+        let ban = Query::select()
+            .expr(Expr::val(1))
+            .from(RoomBans::Table)
+            .and_where(Expr::col(RoomBans::RoomId).eq(room.0))
+            .and_where(Expr::col(RoomBans::UserId).eq(user.0))
+            .to_owned();
+        let banned: Option<(i32,)> = fetch_optional(&mut *tx, &ban).await.map_err(db)?;
+        if banned.is_some() {
+            return Err(StoreError::Conflict {
+                constraint: constraint::BAN,
+            });
+        }
         insert_members(&mut tx, room, &[(user, role)], joined_at, Seq(last_seq)).await?;
         tx.commit().await.map_err(db)?;
         Ok((
@@ -829,6 +843,52 @@ impl RoomStore for PgStore {
             .and_where(Expr::col(Rooms::MemberCount).eq(0))
             .to_owned();
         Ok(execute(&self.pool, &delete).await.map_err(db)? > 0)
+    }
+
+    #[tracing::instrument(name = "db.room.delete", skip_all, err)]
+    async fn delete_room(&self, room: RoomId) -> Result<Option<Vec<UploadId>>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The room's row first: appends in progress finish, later ones find no room.
+        let lock = Query::select()
+            .column(Rooms::Id)
+            .from(Rooms::Table)
+            .and_where(Expr::col(Rooms::Id).eq(room.0))
+            .lock(LockType::Update)
+            .to_owned();
+        let locked: Option<(Uuid,)> = fetch_optional(&mut *tx, &lock).await.map_err(db)?;
+        if locked.is_none() {
+            return Ok(None);
+        }
+        // The uploads its live messages carry, read before the cascade takes the messages.
+        let carried = Query::select()
+            .distinct()
+            .column(Messages::AttachmentId)
+            .from(Messages::Table)
+            .and_where(Expr::col(Messages::RoomId).eq(room.0))
+            .and_where(Expr::col(Messages::AttachmentId).is_not_null())
+            .and_where(Expr::col(Messages::Deleted).eq(false))
+            .to_owned();
+        let carried: Vec<(Uuid,)> = fetch_all(&mut *tx, &carried).await.map_err(db)?;
+        // The cascades take the memberships, messages, mentions, reactions and bans along.
+        let delete = Query::delete()
+            .from_table(Rooms::Table)
+            .and_where(Expr::col(Rooms::Id).eq(room.0))
+            .to_owned();
+        execute(&mut *tx, &delete).await.map_err(db)?;
+        let mut freed = Vec::new();
+        if !carried.is_empty() {
+            let id = (Uploads::Table, Uploads::Id);
+            let q = Query::select()
+                .column(id)
+                .from(Uploads::Table)
+                .and_where(Expr::col(id).is_in(carried.into_iter().map(|(id,)| id)))
+                .and_where(Expr::exists(carriers(Expr::col(id))).not())
+                .to_owned();
+            let rows: Vec<(Uuid,)> = fetch_all(&mut *tx, &q).await.map_err(db)?;
+            freed = rows.into_iter().map(|(id,)| UploadId(id)).collect();
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(Some(freed))
     }
 }
 

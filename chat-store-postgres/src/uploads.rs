@@ -123,7 +123,7 @@ pub(crate) async fn locked(
 
 /// The messages carrying the upload `id` (a value, or a column of the outer query). A deleted
 /// message carries nothing, whatever its row still holds, as it shows no attachment.
-fn carriers(id: impl Into<SimpleExpr>) -> SelectStatement {
+pub(crate) fn carriers(id: impl Into<SimpleExpr>) -> SelectStatement {
     Query::select()
         .expr(Expr::val(1))
         .from(Messages::Table)

@@ -20,6 +20,7 @@
 mod appends;
 mod error;
 mod messages;
+mod moderation;
 mod options;
 mod presence;
 mod query;

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chat_core::domain::{
     from_micros, micros, Cursor, Member, Membership, MembershipView, NewRoom, Rev, Role, Room,
-    RoomId, RoomKind, RoomListItem, RoomPatch, RoomPosition, Seq, SettingsPatch, User, UserId,
-    Visibility,
+    RoomId, RoomKind, RoomListItem, RoomPatch, RoomPosition, Seq, SettingsPatch, UploadId, User,
+    UserId, Visibility,
 };
 use chat_core::ports::{constraint, RoomStore};
 use chat_core::StoreError;
@@ -16,8 +16,9 @@ use uuid::Uuid;
 use crate::error::{corrupt, db, db_on};
 use crate::messages::last_messages;
 use crate::query::{execute, fetch_all, fetch_optional};
-use crate::schema::{Derived, Memberships, Mentions, Messages, Rooms, Users};
+use crate::schema::{Derived, Memberships, Mentions, Messages, RoomBans, Rooms, Uploads, Users};
 use crate::store::SqliteStore;
+use crate::uploads::carriers;
 use crate::users::{UserRow, USER_COLUMNS};
 
 const ROOM_COLUMNS: [Rooms; 11] = [
@@ -694,6 +695,18 @@ impl RoomStore for SqliteStore {
                 constraint: constraint::MEMBERSHIP,
             });
         }
+        let ban = Query::select()
+            .expr(Expr::val(1))
+            .from(RoomBans::Table)
+            .and_where(Expr::col(RoomBans::RoomId).eq(room.0))
+            .and_where(Expr::col(RoomBans::UserId).eq(user.0))
+            .to_owned();
+        let banned: Option<(i64,)> = fetch_optional(&mut *tx, &ban).await.map_err(db)?;
+        if banned.is_some() {
+            return Err(StoreError::Conflict {
+                constraint: constraint::BAN,
+            });
+        }
         insert_members(&mut tx, room, &[(user, role)], joined_at, Seq(last_seq)).await?;
         tx.commit().await.map_err(db)?;
         Ok((
@@ -808,6 +821,43 @@ impl RoomStore for SqliteStore {
             .and_where(Expr::col(Rooms::MemberCount).eq(0))
             .to_owned();
         Ok(execute(&self.writer, &delete).await.map_err(db)? > 0)
+    }
+
+    #[tracing::instrument(name = "db.room.delete", skip_all, err)]
+    async fn delete_room(&self, room: RoomId) -> Result<Option<Vec<UploadId>>, StoreError> {
+        let mut tx = self.write().await?;
+        // The uploads its live messages carry, read before the cascade takes the messages.
+        let carried = Query::select()
+            .distinct()
+            .column(Messages::AttachmentId)
+            .from(Messages::Table)
+            .and_where(Expr::col(Messages::RoomId).eq(room.0))
+            .and_where(Expr::col(Messages::AttachmentId).is_not_null())
+            .and_where(Expr::col(Messages::Deleted).eq(false))
+            .to_owned();
+        let carried: Vec<(Uuid,)> = fetch_all(&mut *tx, &carried).await.map_err(db)?;
+        // The cascades take the memberships, messages, mentions, reactions and bans along.
+        let delete = Query::delete()
+            .from_table(Rooms::Table)
+            .and_where(Expr::col(Rooms::Id).eq(room.0))
+            .to_owned();
+        if execute(&mut *tx, &delete).await.map_err(db)? == 0 {
+            return Ok(None);
+        }
+        let mut freed = Vec::new();
+        if !carried.is_empty() {
+            let id = (Uploads::Table, Uploads::Id);
+            let q = Query::select()
+                .column(id)
+                .from(Uploads::Table)
+                .and_where(Expr::col(id).is_in(carried.into_iter().map(|(id,)| id)))
+                .and_where(Expr::exists(carriers(Expr::col(id).into())).not())
+                .to_owned();
+            let rows: Vec<(Uuid,)> = fetch_all(&mut *tx, &q).await.map_err(db)?;
+            freed = rows.into_iter().map(|(id,)| UploadId(id)).collect();
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(Some(freed))
     }
 }
 

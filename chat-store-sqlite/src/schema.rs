@@ -194,3 +194,20 @@ pub(crate) enum WsTickets {
     SessionId,
     ExpiresAt,
 }
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum RoomBans {
+    Table,
+    RoomId,
+    UserId,
+    BannedBy,
+    BannedAt,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum UserBlocks {
+    Table,
+    BlockerId,
+    BlockedId,
+    BlockedAt,
+}

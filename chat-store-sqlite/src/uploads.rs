@@ -119,7 +119,7 @@ pub(crate) fn join_attachments(q: &mut SelectStatement) {
 
 /// The messages that carry the upload `id` (a value, or a column of an outer query). A deleted
 /// message carries nothing, whatever its row still holds.
-fn carriers(id: SimpleExpr) -> SelectStatement {
+pub(crate) fn carriers(id: SimpleExpr) -> SelectStatement {
     Query::select()
         .expr(Expr::val(1))
         .from(Messages::Table)

@@ -2,6 +2,7 @@
 
 mod ids;
 mod message;
+mod moderation;
 mod page;
 mod room;
 pub mod search;
@@ -13,6 +14,7 @@ pub use message::{
     Appended, Attachment, ClientId, Emoji, HistoryAnchor, HistoryPage, Message, MessageBody,
     MessageEdit, MessageKind, NewMessage, Reaction, ReactionChange, ReactionEdit, ThreadSummary,
 };
+pub use moderation::{Ban, Block};
 pub use page::{from_micros, micros, Cursor, PageSize};
 pub use room::{
     Member, Membership, MembershipView, NewRoom, Role, Room, RoomKind, RoomListItem, RoomName,

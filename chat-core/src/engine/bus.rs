@@ -108,6 +108,12 @@ async fn apply(inner: &Arc<Inner>, hint: &Hint) -> Result<(), ChatError> {
             }
             Ok(())
         }
+        HintKind::RoomDeleted => {
+            inner
+                .hub
+                .close_room(Event::RoomDeleted { room_id: room }.into_frame());
+            Ok(())
+        }
         HintKind::Receipt { user } => {
             if let Some(m) = inner.store().membership(room, user).await? {
                 inner.hub.publish(

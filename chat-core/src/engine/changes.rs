@@ -24,21 +24,27 @@ pub struct EditMessage {
 
 impl ChatEngine {
     /// A message of a room the caller is a member of, for changing it: `NotFound` when the room
-    /// or message cannot be seen, `Forbidden` for a non-member of a public room.
+    /// or message cannot be seen, `Forbidden` for a non-member of a public room, and, when the
+    /// change `writes` something new (an edit, a reaction added), for a user blocked by the
+    /// other member of a direct room.
     async fn changeable(
         &self,
         actor: UserId,
         room: RoomId,
         id: MessageId,
+        writes: bool,
     ) -> Result<(Message, Role), ChatError> {
         let inner = &self.inner;
-        let (_, membership) = inner.visible_room(actor, room).await?;
+        let (found, membership) = inner.visible_room(actor, room).await?;
         let message = inner
             .store()
             .message(room, id)
             .await?
             .ok_or(ChatError::NotFound)?;
         let membership = membership.ok_or(ChatError::Forbidden("join the room first"))?;
+        if writes {
+            inner.refuse_if_blocked(&found, actor).await?;
+        }
         Ok((message, membership.role))
     }
 
@@ -50,7 +56,7 @@ impl ChatEngine {
         room: RoomId,
         id: MessageId,
     ) -> Result<Message, ChatError> {
-        let (message, _) = self.changeable(actor, room, id).await?;
+        let (message, _) = self.changeable(actor, room, id, true).await?;
         if message.sender_id != actor {
             return Err(ChatError::Forbidden("only the author edits a message"));
         }
@@ -113,7 +119,7 @@ impl ChatEngine {
         id: MessageId,
     ) -> Result<(), ChatError> {
         let inner = &self.inner;
-        let (message, role) = self.changeable(actor, room, id).await?;
+        let (message, role) = self.changeable(actor, room, id, false).await?;
         if message.sender_id != actor && role < Role::Admin {
             return Err(ChatError::Forbidden(
                 "only the author or a room admin deletes a message",
@@ -140,7 +146,7 @@ impl ChatEngine {
         add: bool,
     ) -> Result<(), ChatError> {
         let inner = &self.inner;
-        let (message, _) = self.changeable(actor, room, id).await?;
+        let (message, _) = self.changeable(actor, room, id, add).await?;
         if message.deleted {
             return Err(ChatError::Conflict(DELETED));
         }

@@ -126,7 +126,7 @@ impl ChatEngine {
                 .take(&actor, inner.clock.now())
                 .map_err(|retry_after_secs| ChatError::RateLimited { retry_after_secs })?;
         }
-        self.may_post(actor, room).await?;
+        self.may_send(actor, room).await?;
         let mut errors = FieldErrors::default();
         let client_id = input
             .client_id
@@ -218,6 +218,17 @@ impl ChatEngine {
             .require_member(actor, room, "join the room to post in it")
             .await
             .map(drop)
+    }
+
+    /// Whether the caller may send a message to the room (as [`ChatEngine::may_post`]; also
+    /// `Forbidden` in a direct room whose other member blocks the caller), before looking at
+    /// the message.
+    pub async fn may_send(&self, actor: UserId, room: RoomId) -> Result<(), ChatError> {
+        let inner = &self.inner;
+        let (found, _) = inner
+            .require_member(actor, room, "join the room to post in it")
+            .await?;
+        inner.refuse_if_blocked(&found, actor).await
     }
 
     /// An upload the sender may attach: only their own (anyone else's is `NotFound`, exactly

@@ -8,6 +8,7 @@ mod bus;
 mod changes;
 mod live;
 mod messages;
+mod moderation;
 mod presence;
 mod receipts;
 mod roles;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use crate::auth::host::HostTokens;
 use crate::auth::{PasswordHasher, TokenConfigError, TokenIssuer};
 use crate::clock::{random_bytes, Clock, IdGenerator, RandomIds, SystemClock};
-use crate::domain::{Membership, Room, RoomId, UserId, Visibility};
+use crate::domain::{Membership, Room, RoomId, RoomKind, UserId, Visibility};
 use crate::error::ChatError;
 use crate::events::Event;
 use crate::hub::Hub;
@@ -33,6 +34,7 @@ pub use accounts::{LoginResult, Register, UpdateMe, UserPage, WsTicket, WS_TICKE
 pub use changes::EditMessage;
 pub use live::{Session, SessionEnd, SyncSince, SyncedRoom};
 pub use messages::{HistoryQuery, SearchMessages, SearchPage, SendMessage, Sent, ThreadQuery};
+pub use moderation::{BanPage, BlockPage};
 pub use presence::{
     Presence, PresenceStatus, SetPresence, HEARTBEAT, MAX_PRESENCE_QUERY, NODE_TIMEOUT,
 };
@@ -320,6 +322,16 @@ impl Inner {
             (room, Some(membership)) => Ok((room, membership)),
             (_, None) => Err(ChatError::Forbidden(why)),
         }
+    }
+
+    /// `Forbidden` when the room is a direct room whose other member blocks the user: what
+    /// they would write there. Only direct rooms pay for the lookup, as blocks do not reach
+    /// into group rooms.
+    async fn refuse_if_blocked(&self, room: &Room, user: UserId) -> Result<(), ChatError> {
+        if room.kind == RoomKind::Direct && self.store().blocked_by_member(room.id, user).await? {
+            return Err(ChatError::Forbidden("this user has blocked you"));
+        }
+        Ok(())
     }
 
     /// Tells this node's sessions and the other nodes about a change. The change is already

@@ -9,7 +9,7 @@ use crate::domain::{
 };
 use crate::error::{ChatError, FieldCheck, FieldErrors, StoreError};
 use crate::events::Event;
-use crate::ports::HintKind;
+use crate::ports::{constraint, HintKind};
 
 /// A new group room.
 #[derive(Clone, Debug, Deserialize)]
@@ -348,6 +348,9 @@ impl ChatEngine {
                 inner.announce_join(member.clone(), baseline).await;
                 Ok(member)
             }
+            Err(StoreError::Conflict {
+                constraint: constraint::BAN,
+            }) => Err(ChatError::Forbidden("banned from this room")),
             // A concurrent join of the same user won the race: the result is the same.
             Err(StoreError::Conflict { .. }) => {
                 let m = inner
@@ -444,6 +447,11 @@ impl ChatEngine {
                 inner.announce_join(member.clone(), baseline).await;
                 Ok(member)
             }
+            Err(StoreError::Conflict {
+                constraint: constraint::BAN,
+            }) => Err(ChatError::Forbidden(
+                "banned from this room; unban them first",
+            )),
             Err(StoreError::Conflict { .. }) => Err(ChatError::Conflict("already a member")),
             Err(StoreError::NotFound) => Err(ChatError::field("user_id", "no such user")),
             Err(e) => Err(e.into()),
@@ -551,6 +559,9 @@ impl ChatEngine {
         if inner.store().user(other).await?.is_none() {
             return Err(ChatError::field("user_id", "no such user"));
         }
+        if inner.store().is_blocked(other, actor).await? {
+            return Err(ChatError::Forbidden("this user has blocked you"));
+        }
         let now = inner.clock.now();
         let spec = NewRoom {
             id: RoomId(inner.ids.new_id()),
@@ -635,6 +646,17 @@ impl Inner {
                 Err(e) => return Err(e.into()),
             }
         };
+        self.announce_left(room, user, remaining).await
+    }
+
+    /// Tells the room that a membership ended, unsubscribes the user's sessions at once, and
+    /// deletes the room when nobody is left.
+    pub(super) async fn announce_left(
+        &self,
+        room: RoomId,
+        user: UserId,
+        remaining: i64,
+    ) -> Result<(), ChatError> {
         self.announce(
             Event::MemberLeft {
                 room_id: room,

@@ -404,14 +404,23 @@ impl Inner {
         }
     }
 
+    /// Deletes an upload and its blob; `false` when it was already gone. The collector and
+    /// room deletion both discard uploads this way.
+    pub(super) async fn discard_upload(&self, id: UploadId) -> Result<bool, ChatError> {
+        if !self.store().delete_upload(id).await? {
+            return Ok(false);
+        }
+        self.forget_blob(id).await;
+        Ok(true)
+    }
+
     async fn collect_unattached(&self) -> Result<usize, ChatError> {
         let before = self.clock.now() - time::Duration::seconds(self.limits.unattached_upload_secs);
         let mut collected = 0;
         loop {
             let batch = self.store().unattached_uploads(before, 100).await?;
             for id in &batch {
-                if self.store().delete_upload(*id).await? {
-                    self.forget_blob(*id).await;
+                if self.discard_upload(*id).await? {
                     collected += 1;
                 }
             }

@@ -2,6 +2,7 @@
 //! All are `Send + Sync + Debug` and used as `Arc<dyn ...>`.
 
 mod blob;
+mod moderation;
 mod notifier;
 mod presence;
 mod receipts;
@@ -10,6 +11,7 @@ mod tickets;
 mod uploads;
 
 pub use blob::{BlobError, BlobKey, BlobStore, ByteStream};
+pub use moderation::ModerationStore;
 pub use notifier::{BusSignal, BusStream, Hint, HintKind, NodeId, Notifier};
 pub use presence::{PresenceRecord, PresenceStore};
 pub use receipts::{Receipt, ReceiptChange, ReceiptStore, UnreadCount};

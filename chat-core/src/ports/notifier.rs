@@ -51,6 +51,8 @@ pub enum HintKind {
     },
     /// The room's details changed (read it from the store).
     RoomUpdated,
+    /// The room was deleted: sessions stop following it.
+    RoomDeleted,
     /// The user's role changed (read it from the store).
     MemberUpdated {
         /// The member.

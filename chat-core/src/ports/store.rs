@@ -9,10 +9,10 @@ use crate::domain::{
     Appended, Credentials, Cursor, Emoji, ExternalId, HistoryAnchor, HistoryPage, Member,
     Membership, Message, MessageEdit, MessageId, NewMessage, NewRoom, ReactionChange, ReactionEdit,
     Rev, Role, Room, RoomId, RoomListItem, RoomPatch, RoomPosition, SearchQuery, Seq, SessionId,
-    SettingsPatch, User, UserId, UserPatch,
+    SettingsPatch, UploadId, User, UserId, UserPatch,
 };
 use crate::error::StoreError;
-use crate::ports::{PresenceStore, ReceiptStore, TicketStore, UploadStore};
+use crate::ports::{ModerationStore, PresenceStore, ReceiptStore, TicketStore, UploadStore};
 
 /// The names of the unique keys a store reports in [`StoreError::Conflict`].
 pub mod constraint {
@@ -22,6 +22,8 @@ pub mod constraint {
     pub const EMAIL: &str = "users_email_key";
     /// A user is a member of a room at most once.
     pub const MEMBERSHIP: &str = "memberships_pkey";
+    /// A banned user cannot become a member of the room.
+    pub const BAN: &str = "room_bans_pkey";
 }
 
 /// A sign-in session: one per login, carrying the hash of its current refresh token.
@@ -192,8 +194,8 @@ pub trait RoomStore: Send + Sync + Debug {
     ) -> Result<Vec<UserId>, StoreError>;
     /// Adds a member whose read and delivered watermarks start at the room's `last_seq` (what
     /// was posted before joining is not unread); `Conflict` on [`constraint::MEMBERSHIP`] when
-    /// already one, `NotFound` when the room or user does not exist. Returns the member and that
-    /// `last_seq`.
+    /// already one, on [`constraint::BAN`] when the user is banned from the room, `NotFound` when
+    /// the room or user does not exist. Returns the member and that `last_seq`.
     async fn add_member(
         &self,
         room: RoomId,
@@ -221,6 +223,9 @@ pub trait RoomStore: Send + Sync + Debug {
     ) -> Result<Option<Membership>, StoreError>;
     /// Deletes the room and its messages if it has no members; `true` when it did.
     async fn delete_room_if_empty(&self, room: RoomId) -> Result<bool, StoreError>;
+    /// Deletes the room with its memberships, messages and bans; returns the uploads its
+    /// messages carried that no message carries any more, or `None` when there is no such room.
+    async fn delete_room(&self, room: RoomId) -> Result<Option<Vec<UploadId>>, StoreError>;
 }
 
 /// Messages and history.
@@ -309,6 +314,7 @@ pub trait Store:
     + ReceiptStore
     + UploadStore
     + TicketStore
+    + ModerationStore
 {
     /// Answers when the backend is reachable (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -24,8 +24,10 @@ use crate::error::StoreError;
 use crate::ports::{constraint, AuthSession, NodeId, Rotation, Store};
 
 mod changes;
+mod moderation;
 mod uploads;
 pub use changes::*;
+pub use moderation::*;
 pub use uploads::*;
 
 /// Expands into one `#[tokio::test]` per conformance behaviour; needs an
@@ -98,6 +100,11 @@ macro_rules! store_conformance_tests {
             deleting_an_upload_detaches_it,
             unattached_uploads_are_found_oldest_first,
             tickets_work_once_until_they_expire,
+            blocks_are_recorded_once_and_listed_oldest_first,
+            blocks_are_found_through_the_other_members,
+            bans_end_the_membership_and_keep_the_user_out,
+            a_join_racing_a_ban_never_leaves_a_banned_member,
+            deleting_a_room_frees_the_uploads_only_it_carried,
             ping_answers,
         );
     };

@@ -25,7 +25,7 @@ fn new_upload(uploader: UserId, name: &str, at: OffsetDateTime) -> Upload {
     }
 }
 
-async fn stored(store: &Arc<dyn Store>, uploader: UserId, name: &str) -> Upload {
+pub(super) async fn stored(store: &Arc<dyn Store>, uploader: UserId, name: &str) -> Upload {
     let upload = new_upload(uploader, name, t(5));
     store.create_upload(&upload).await.expect("upload stored");
     upload

@@ -25,7 +25,7 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
             |room: String, engine: ChatEngine, who: Identity, input: Body<SendMessage>| async move {
                 let result = async {
                     let room: RoomId = path_id(&room)?;
-                    let input = input.after(engine.may_post(who.user, room)).await?;
+                    let input = input.after(engine.may_send(who.user, room)).await?;
                     engine.send(who.user, room, input).await
                 };
                 match result.await {

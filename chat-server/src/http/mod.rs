@@ -4,6 +4,7 @@
 
 mod accounts;
 mod messages;
+mod moderation;
 mod ops;
 mod reactions;
 mod receipts;
@@ -35,6 +36,8 @@ pub(crate) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(rooms::routes(state))
         .unify()
         .or(messages::routes(state))
+        .unify()
+        .or(moderation::routes(state))
         .unify()
         .or(reactions::routes(state))
         .unify()

@@ -3,7 +3,7 @@
 use chat_core::auth::Identity;
 use chat_core::domain::{RoomId, UserId};
 use chat_core::engine::{AddMember, ChangeRole, CreateRoom, RoomSettings, UpdateRoom};
-use chat_core::{ChatEngine, ChatError};
+use chat_core::ChatEngine;
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -164,11 +164,10 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
                     let room: RoomId = path_id(&room)?;
                     let user: UserId = path_id(&user)?;
                     if q.bool("ban", false)? {
-                        return Err(ChatError::BadRequest(
-                            "bans are not available on this server yet".into(),
-                        ));
+                        engine.ban_member(who.user, room, user).await
+                    } else {
+                        engine.remove_member(who.user, room, user).await
                     }
-                    engine.remove_member(who.user, room, user).await
                 };
                 no_content(result.await)
             },

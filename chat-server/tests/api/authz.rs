@@ -70,6 +70,8 @@ struct Fixture {
     to_add: [String; 3],
     /// Per actor: a member to try to remove.
     to_remove: [String; 3],
+    /// Per actor: a member to try to ban (the admin's ban is then lifted).
+    to_ban: [String; 3],
 }
 
 struct People {
@@ -82,7 +84,7 @@ struct People {
 
 async fn people(server: &TestServer) -> People {
     let mut spare = Vec::new();
-    for i in 0..12 {
+    for i in 0..18 {
         spare.push(server.register(&format!("spare{i}")).await);
     }
     People {
@@ -95,9 +97,10 @@ async fn people(server: &TestServer) -> People {
 }
 
 async fn fixture(server: &TestServer, p: &People, visibility: &str, spare: &[TestUser]) -> Fixture {
-    let (to_add, to_remove) = spare.split_at(3);
+    let (to_add, rest) = spare.split_at(3);
+    let (to_remove, to_ban) = rest.split_at(3);
     let mut members = vec![p.carol.id.as_str()];
-    members.extend(to_remove.iter().map(|u| u.id.as_str()));
+    members.extend(rest.iter().map(|u| u.id.as_str()));
     let (status, room) = server
         .post(
             "/v1/rooms",
@@ -136,6 +139,7 @@ async fn fixture(server: &TestServer, p: &People, visibility: &str, spare: &[Tes
         own,
         to_add: ids(to_add),
         to_remove: ids(to_remove),
+        to_ban: ids(to_ban),
     }
 }
 
@@ -183,6 +187,44 @@ fn cases(f: &Fixture, p: &People, read: u16, denied: u16) -> Vec<Case> {
             per(&|u| format!("/v1/rooms/{r}/members/{u}"), &f.to_remove),
             [None, None, None],
             [denied, 403, 204],
+        ),
+        case(
+            "ban member",
+            Method::DELETE,
+            per(
+                &|u| format!("/v1/rooms/{r}/members/{u}?ban=true"),
+                &f.to_ban,
+            ),
+            [None, None, None],
+            [denied, 403, 204],
+        ),
+        same(
+            "admin bans owner",
+            Method::DELETE,
+            format!("/v1/rooms/{r}/members/{}?ban=true", p.alice.id),
+            None,
+            [denied, 403, 403],
+        ),
+        same(
+            "bans",
+            Method::GET,
+            format!("/v1/rooms/{r}/bans"),
+            None,
+            [denied, 403, 200],
+        ),
+        same(
+            "unban",
+            Method::DELETE,
+            format!("/v1/rooms/{r}/bans/{}", f.to_ban[2]),
+            None,
+            [denied, 403, 204],
+        ),
+        same(
+            "delete room",
+            Method::DELETE,
+            format!("/v1/rooms/{r}"),
+            None,
+            [denied, 403, 403],
         ),
         same(
             "change a role",
@@ -369,9 +411,9 @@ async fn run(server: &TestServer, backend: &str, p: &People, f: &Fixture, privat
 async fn every_route_answers_each_role_as_the_contract_says() {
     for (backend, server) in TestServer::on_each_backend().await {
         let p = people(&server).await;
-        let private = fixture(&server, &p, "private", &p.spare[..6]).await;
+        let private = fixture(&server, &p, "private", &p.spare[..9]).await;
         run(&server, backend, &p, &private, true).await;
-        let public = fixture(&server, &p, "public", &p.spare[6..]).await;
+        let public = fixture(&server, &p, "public", &p.spare[9..]).await;
         run(&server, backend, &p, &public, false).await;
 
         // Users are visible to anyone signed in; a random id is not found.

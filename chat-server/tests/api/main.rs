@@ -12,6 +12,7 @@ mod crash;
 mod host_tokens;
 mod idempotency;
 mod limits;
+mod moderation;
 mod multinode;
 mod presence;
 mod privacy;

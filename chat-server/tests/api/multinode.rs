@@ -285,6 +285,69 @@ async fn a_crashed_nodes_users_go_offline_within_30_seconds() {
     assert_eq!(status, StatusCode::CREATED);
 }
 
+async fn delete(base: &str, path: &str, token: &str) -> u16 {
+    reqwest::Client::new()
+        .delete(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request sent")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_and_a_room_deletion_on_one_node_reach_sockets_on_the_other() {
+    let Some(db) = database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(&db, "node-a", &dir), node(&db, "node-b", &dir));
+    let alice = user(&a.base, "alice").await;
+    let bob = user(&a.base, "bob").await;
+    let carol = user(&a.base, "carol").await;
+    let room = room(&a.base, &alice, &[&bob, &carol]).await;
+    let mut bobs = Ws::connect(&b.base, &bob.token, None).await;
+    let mut carols = Ws::connect(&b.base, &carol.token, None).await;
+
+    let ban = format!("/v1/rooms/{room}/members/{}?ban=true", bob.id);
+    assert_eq!(delete(&a.base, &ban, &alice.token).await, 204);
+    let left = bobs.next_of("member.left").await;
+    assert_eq!(left["user_id"].as_str(), Some(bob.id.as_str()));
+    let (status, _) = post(
+        &a.base,
+        &format!("/v1/rooms/{room}/messages"),
+        Some(&alice.token),
+        json!({"body": "after the ban"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let created = carols.next_of("message.created").await;
+    assert_eq!(created["message"]["body"], "after the ban");
+    let heard = bobs.drain().await;
+    assert!(
+        heard.iter().all(|f| f["type"] == "presence"),
+        "the banned user's socket on node B got {heard:?}"
+    );
+
+    assert_eq!(
+        delete(&a.base, &format!("/v1/rooms/{room}"), &alice.token).await,
+        204
+    );
+    let deleted = carols.next_of("room.deleted").await;
+    assert_eq!(deleted["room_id"].as_str(), Some(room.as_str()));
+    let heard = carols.drain().await;
+    assert!(
+        heard.iter().all(|f| f["type"] == "presence"),
+        "after room.deleted node B sent {heard:?}"
+    );
+    let gone = reqwest::Client::new()
+        .get(format!("{}/v1/rooms/{room}", b.base))
+        .bearer_auth(&carol.token)
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_on_one_node_signs_the_session_out_on_the_other() {
     let Some(db) = database().await else { return };
