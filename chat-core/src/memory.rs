@@ -16,9 +16,9 @@ use crate::domain::{
 };
 use crate::error::StoreError;
 use crate::ports::{
-    constraint, AuthSession, MessageStore, ModerationStore, NodeId, PresenceRecord, PresenceStore,
-    Receipt, ReceiptChange, ReceiptStore, RoomStore, Rotation, SessionStore, Store, TicketGrant,
-    TicketStore, UnreadCount, UploadStore, UserStore,
+    constraint, AccountStore, AuthSession, MessageStore, ModerationStore, NodeId, PresenceRecord,
+    PresenceStore, Receipt, ReceiptChange, ReceiptStore, RoomStore, Rotation, SessionStore, Store,
+    TicketGrant, TicketStore, UnreadCount, UploadStore, UserStore,
 };
 
 /// A [`Store`] held in memory; every method is one critical section, so each is atomic.
@@ -45,6 +45,16 @@ struct State {
     attached: HashMap<UploadId, HashSet<(RoomId, Seq)>>,
     /// Per blocker: whom they block, since when.
     blocks: HashMap<UserId, HashMap<UserId, OffsetDateTime>>,
+    /// Closed accounts: out of `users`, so no lookup finds them.
+    closed: HashMap<UserId, ClosedAccount>,
+}
+
+#[derive(Debug)]
+struct ClosedAccount {
+    /// The username key it still holds, until released.
+    username_key: Option<String>,
+    closed_at: OffsetDateTime,
+    purged: bool,
 }
 
 #[derive(Debug, Default)]
@@ -193,6 +203,10 @@ impl State {
         self.users
             .values()
             .any(|u| u.user.username.key() == key && Some(u.user.id) != except)
+            || self
+                .closed
+                .values()
+                .any(|c| c.username_key.as_deref() == Some(key))
     }
 
     fn email_taken(&self, key: &str, except: Option<UserId>) -> bool {
@@ -487,6 +501,108 @@ impl SessionStore for MemoryStore {
             }
         }
         Ok(revoked)
+    }
+}
+
+#[async_trait]
+impl AccountStore for MemoryStore {
+    async fn close_account(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let mut s = self.lock();
+        let stored = s.users.remove(&user).ok_or(StoreError::NotFound)?;
+        s.closed.insert(
+            user,
+            ClosedAccount {
+                username_key: Some(stored.user.username.key()),
+                closed_at: now,
+                purged: false,
+            },
+        );
+        let mut revoked = Vec::new();
+        for session in s.sessions.values_mut() {
+            if session.user_id == user && session.revoked_at.is_none() {
+                session.revoked_at = Some(now);
+                revoked.push(session.id);
+            }
+        }
+        s.blocks.remove(&user);
+        for blocked in s.blocks.values_mut() {
+            blocked.remove(&user);
+        }
+        for room in s.rooms.values_mut() {
+            room.bans.remove(&user);
+        }
+        Ok(revoked)
+    }
+
+    async fn unpurged_accounts(
+        &self,
+        closed_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let s = self.lock();
+        let mut found: Vec<(OffsetDateTime, UserId)> = s
+            .closed
+            .iter()
+            .filter(|(_, c)| !c.purged && c.closed_at < closed_before)
+            .map(|(id, c)| (c.closed_at, *id))
+            .collect();
+        found.sort();
+        Ok(found
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, id)| id)
+            .collect())
+    }
+
+    async fn live_messages_by(
+        &self,
+        sender: UserId,
+        limit: u32,
+    ) -> Result<Vec<(RoomId, MessageId)>, StoreError> {
+        let s = self.lock();
+        Ok(s.rooms
+            .iter()
+            .flat_map(|(id, r)| {
+                r.messages
+                    .values()
+                    .filter(|m| m.sender_id == sender && !m.deleted)
+                    .map(|m| (*id, m.id))
+            })
+            .take(limit as usize)
+            .collect())
+    }
+
+    async fn uploads_by(&self, uploader: UserId, limit: u32) -> Result<Vec<UploadId>, StoreError> {
+        let s = self.lock();
+        Ok(s.uploads
+            .values()
+            .filter(|u| u.uploader == uploader)
+            .take(limit as usize)
+            .map(|u| u.id)
+            .collect())
+    }
+
+    async fn finish_purge(&self, user: UserId) -> Result<(), StoreError> {
+        if let Some(closed) = self.lock().closed.get_mut(&user) {
+            closed.purged = true;
+        }
+        Ok(())
+    }
+
+    async fn release_username(
+        &self,
+        username_key: &str,
+        closed_before: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let holder = s.closed.values_mut().find(|c| {
+            c.username_key.as_deref() == Some(username_key) && c.closed_at < closed_before
+        });
+        Ok(holder.is_some_and(|c| c.username_key.take().is_some()))
     }
 }
 

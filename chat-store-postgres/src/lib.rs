@@ -22,6 +22,7 @@
 //! what several nodes must agree on (a room's next seq, a pair's one direct room) is decided by
 //! row locks and unique keys in the database, so any number of nodes may share it.
 
+mod accounts;
 mod changes;
 mod error;
 mod messages;

@@ -3,6 +3,8 @@
 //! Transactions that change a room and its memberships lock the room's row first, as appends
 //! do; with one order of locks, two of them can wait for each other but never deadlock.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chat_core::domain::{
     from_micros, micros, Cursor, Member, Membership, MembershipView, NewRoom, Rev, Role, Room,
@@ -323,6 +325,20 @@ async fn insert_members(
 ) -> Result<(), StoreError> {
     if members.is_empty() {
         return Ok(());
+    }
+    // Every member must be an open account (the foreign key alone would let closed ones in);
+    // the share locks make a concurrent closing wait for us, or us see it closed.
+    let ids: HashSet<Uuid> = members.iter().map(|(user, _)| user.0).collect();
+    let open = Query::select()
+        .column(Users::Id)
+        .from(Users::Table)
+        .and_where(Expr::col(Users::Id).is_in(ids.iter().copied()))
+        .and_where(Expr::col(Users::DeletedAt).is_null())
+        .lock(LockType::Share)
+        .to_owned();
+    let found: Vec<(Uuid,)> = fetch_all(&mut *conn, &open).await.map_err(db)?;
+    if found.len() != ids.len() {
+        return Err(StoreError::NotFound);
     }
     let mut insert = Query::insert();
     insert.into_table(Memberships::Table).columns([
@@ -688,6 +704,9 @@ impl RoomStore for PgStore {
             .columns(USER_COLUMNS)
             .from(Users::Table)
             .and_where(Expr::col(Users::Id).eq(user.0))
+            .and_where(Expr::col(Users::DeletedAt).is_null())
+            // Closing the account updates this row: it waits for us, or we see it closed.
+            .lock(LockType::Share)
             .to_owned();
         let row: Option<UserRow> = fetch_optional(&mut *tx, &q).await.map_err(db)?;
         let member = User::try_from(row.ok_or(StoreError::NotFound)?)?.public();

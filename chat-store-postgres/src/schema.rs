@@ -13,6 +13,8 @@ pub(crate) enum Users {
     EmailKey,
     PasswordHash,
     CreatedAt,
+    DeletedAt,
+    PurgedAt,
 }
 
 #[derive(Clone, Copy, Debug, Iden)]

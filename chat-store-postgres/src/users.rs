@@ -70,10 +70,12 @@ impl TryFrom<CredentialsRow> for Credentials {
     }
 }
 
+/// Open accounts: a closed one is no user to anyone.
 fn select_users() -> SelectStatement {
     Query::select()
         .columns(USER_COLUMNS.map(|c| (Users::Table, c)))
         .from(Users::Table)
+        .and_where(Expr::col((Users::Table, Users::DeletedAt)).is_null())
         .to_owned()
 }
 
@@ -142,6 +144,7 @@ impl UserStore for PgStore {
         let mut q = Query::select();
         q.columns(USER_COLUMNS)
             .from(Users::Table)
+            .and_where(Expr::col(Users::DeletedAt).is_null())
             .cond_where(
                 sea_query::Cond::any()
                     .add(Expr::col(Users::UsernameKey).like(like()))
@@ -205,6 +208,7 @@ impl UserStore for PgStore {
                 .table(Users::Table)
                 .values(changes)
                 .and_where(Expr::col(Users::Id).eq(id.0))
+                .and_where(Expr::col(Users::DeletedAt).is_null())
                 .returning(Query::returning().columns(USER_COLUMNS))
                 .to_owned();
             fetch_optional(&self.pool, &update).await.map_err(db)?

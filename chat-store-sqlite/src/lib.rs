@@ -17,6 +17,7 @@
 //! on open. All writes share one connection, so SQLite never arbitrates between writers of this
 //! process; reads use a pool of read-only connections.
 
+mod accounts;
 mod appends;
 mod error;
 mod messages;

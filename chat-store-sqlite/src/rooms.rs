@@ -1,5 +1,7 @@
 //! Rooms and memberships.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chat_core::domain::{
     from_micros, micros, Cursor, Member, Membership, MembershipView, NewRoom, Rev, Role, Room,
@@ -314,6 +316,18 @@ async fn insert_members(
 ) -> Result<(), StoreError> {
     if members.is_empty() {
         return Ok(());
+    }
+    // Every member must be an open account (the foreign key alone would let closed ones in).
+    let ids: HashSet<Uuid> = members.iter().map(|(user, _)| user.0).collect();
+    let open = Query::select()
+        .expr(Expr::col(Users::Id).count())
+        .from(Users::Table)
+        .and_where(Expr::col(Users::Id).is_in(ids.iter().copied()))
+        .and_where(Expr::col(Users::DeletedAt).is_null())
+        .to_owned();
+    let found: Option<(i64,)> = fetch_optional(&mut *conn, &open).await.map_err(db)?;
+    if found.and_then(|(n,)| usize::try_from(n).ok()) != Some(ids.len()) {
+        return Err(StoreError::NotFound);
     }
     let mut insert = Query::insert();
     insert.into_table(Memberships::Table).columns([
@@ -686,6 +700,7 @@ impl RoomStore for SqliteStore {
             .columns(USER_COLUMNS)
             .from(Users::Table)
             .and_where(Expr::col(Users::Id).eq(user.0))
+            .and_where(Expr::col(Users::DeletedAt).is_null())
             .to_owned();
         let row: Option<UserRow> = fetch_optional(&mut *tx, &q).await.map_err(db)?;
         let member = User::try_from(row.ok_or(StoreError::NotFound)?)?.public();

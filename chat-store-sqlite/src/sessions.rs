@@ -5,6 +5,7 @@ use chat_core::domain::{from_micros, micros, SessionId, UserId};
 use chat_core::ports::{AuthSession, Rotation, SessionStore};
 use chat_core::StoreError;
 use sea_query::{Expr, Query};
+use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -48,6 +49,27 @@ impl From<SessionRow> for AuthSession {
 #[derive(Debug, sqlx::FromRow)]
 struct SessionIdRow {
     id: Uuid,
+}
+
+/// Revokes every unrevoked session of `user` but `keep`; returns those it revoked.
+pub(crate) async fn revoke_sessions_of(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    keep: Option<SessionId>,
+    now: OffsetDateTime,
+) -> Result<Vec<SessionId>, StoreError> {
+    let mut revoke = Query::update()
+        .table(AuthSessions::Table)
+        .value(AuthSessions::RevokedAt, micros(now))
+        .and_where(Expr::col(AuthSessions::UserId).eq(user.0))
+        .and_where(Expr::col(AuthSessions::RevokedAt).is_null())
+        .returning(Query::returning().column(AuthSessions::Id))
+        .to_owned();
+    if let Some(keep) = keep {
+        revoke.and_where(Expr::col(AuthSessions::Id).ne(keep.0));
+    }
+    let revoked: Vec<SessionIdRow> = fetch_all(conn, &revoke).await.map_err(db)?;
+    Ok(revoked.into_iter().map(|r| SessionId(r.id)).collect())
 }
 
 #[async_trait]
@@ -181,18 +203,8 @@ impl SessionStore for SqliteStore {
         if execute(&mut *tx, &password).await.map_err(db)? == 0 {
             return Err(StoreError::NotFound);
         }
-        let mut revoke = Query::update()
-            .table(AuthSessions::Table)
-            .value(AuthSessions::RevokedAt, micros(now))
-            .and_where(Expr::col(AuthSessions::UserId).eq(user.0))
-            .and_where(Expr::col(AuthSessions::RevokedAt).is_null())
-            .returning(Query::returning().column(AuthSessions::Id))
-            .to_owned();
-        if let Some(keep) = keep {
-            revoke.and_where(Expr::col(AuthSessions::Id).ne(keep.0));
-        }
-        let revoked: Vec<SessionIdRow> = fetch_all(&mut *tx, &revoke).await.map_err(db)?;
+        let revoked = revoke_sessions_of(&mut tx, user, keep, now).await?;
         tx.commit().await.map_err(db)?;
-        Ok(revoked.into_iter().map(|r| SessionId(r.id)).collect())
+        Ok(revoked)
     }
 }

@@ -71,10 +71,12 @@ impl TryFrom<CredentialsRow> for Credentials {
     }
 }
 
+/// Open accounts: a closed one is no user to anyone.
 fn select_users() -> SelectStatement {
     Query::select()
         .columns(USER_COLUMNS.map(|c| (Users::Table, c)))
         .from(Users::Table)
+        .and_where(Expr::col((Users::Table, Users::DeletedAt)).is_null())
         .to_owned()
 }
 
@@ -185,6 +187,7 @@ impl UserStore for SqliteStore {
         let mut q = Query::select();
         q.columns(USER_COLUMNS)
             .from(Users::Table)
+            .and_where(Expr::col(Users::DeletedAt).is_null())
             .cond_where(
                 sea_query::Cond::any()
                     .add(Expr::col(Users::UsernameKey).like(like()))

@@ -174,17 +174,23 @@ impl ChatEngine {
             created_at: inner.clock.now(),
         };
         let hash = inner.hasher.hash(&password).await?;
-        inner
-            .store()
-            .create_user(&user, &hash)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict { constraint: c } if c == constraint::EMAIL => {
-                    ChatError::Conflict("email is taken")
-                }
-                StoreError::Conflict { .. } => ChatError::Conflict("username is taken"),
-                other => other.into(),
-            })?;
+        let created = match inner.store().create_user(&user, &hash).await {
+            // A deleted account's username is free again once its quarantine is over.
+            Err(StoreError::Conflict { constraint: c })
+                if c == constraint::USERNAME
+                    && inner.release_quarantined(&user.username).await? =>
+            {
+                inner.store().create_user(&user, &hash).await
+            }
+            other => other,
+        };
+        created.map_err(|e| match e {
+            StoreError::Conflict { constraint: c } if c == constraint::EMAIL => {
+                ChatError::Conflict("email is taken")
+            }
+            StoreError::Conflict { .. } => ChatError::Conflict("username is taken"),
+            other => other.into(),
+        })?;
         Ok(user)
     }
 

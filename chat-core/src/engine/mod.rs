@@ -6,6 +6,7 @@
 mod accounts;
 mod bus;
 mod changes;
+mod deletion;
 mod live;
 mod messages;
 mod moderation;
@@ -32,6 +33,7 @@ use crate::rate::{Limiter, Rate};
 
 pub use accounts::{LoginResult, Register, UpdateMe, UserPage, WsTicket, WS_TICKET_SECS};
 pub use changes::EditMessage;
+pub use deletion::{DeleteAccount, PURGE_EVERY};
 pub use live::{Session, SessionEnd, SyncSince, SyncedRoom};
 pub use messages::{HistoryQuery, SearchMessages, SearchPage, SendMessage, Sent, ThreadQuery};
 pub use moderation::{BanPage, BlockPage};
@@ -84,6 +86,9 @@ pub struct Limits {
     pub unattached_upload_secs: i64,
     /// How long a signed upload link works, in seconds.
     pub upload_link_secs: i64,
+    /// How long the username of a deleted account stays taken, in seconds, so nobody can pass
+    /// for its owner at once.
+    pub username_quarantine_secs: i64,
     /// Different reactions one message takes (Discord's limit; enough for any real use, and it
     /// bounds the `reactions` of every message read).
     pub max_reaction_kinds: usize,
@@ -110,6 +115,7 @@ impl Default for Limits {
             upload_max_bytes: 50 * 1024 * 1024,
             unattached_upload_secs: 24 * 3600,
             upload_link_secs: 300,
+            username_quarantine_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -254,6 +260,7 @@ impl ChatEngineBuilder {
         typing::spawn_expiry(Arc::downgrade(&engine.inner));
         presence::spawn_heartbeat(Arc::downgrade(&engine.inner));
         uploads::spawn_collector(Arc::downgrade(&engine.inner));
+        deletion::spawn_purger(Arc::downgrade(&engine.inner));
         Ok(engine)
     }
 }

@@ -626,7 +626,11 @@ impl Inner {
 
     /// Ends a membership: hands ownership over when the owner goes, deletes the room when it
     /// empties, tells the room, and unsubscribes the user's sessions at once.
-    async fn end_membership(&self, room: RoomId, leaving: Membership) -> Result<(), ChatError> {
+    pub(super) async fn end_membership(
+        &self,
+        room: RoomId,
+        leaving: Membership,
+    ) -> Result<(), ChatError> {
         let user = leaving.user_id;
         // The successor may itself leave meanwhile; the store then refuses the pair and the
         // next oldest is tried.

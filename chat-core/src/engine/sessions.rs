@@ -12,7 +12,7 @@ use time::Duration;
 use super::accounts::LoginKey;
 use super::{ChatEngine, Inner, LoginResult};
 use crate::auth::{new_opaque_token, opaque_token_hash, Identity};
-use crate::domain::{Password, SessionId};
+use crate::domain::{Password, SessionId, UserId};
 use crate::error::{ChatError, FieldCheck, FieldErrors, StoreError};
 use crate::ports::{Hint, HintKind, Rotation};
 
@@ -171,33 +171,13 @@ impl ChatEngine {
         let Some(new_password) = new_password else {
             return Err(ChatError::Internal);
         };
-        let me = self.me(who.user).await?;
-        let key = LoginKey::Account(me.username.key());
-        let now = inner.clock.now();
-        if let Some(limiter) = &inner.failed_logins {
-            limiter
-                .check(&key, now)
-                .map_err(|retry_after_secs| ChatError::RateLimited { retry_after_secs })?;
-        }
-        let credentials = inner.store().credentials(me.username.as_str()).await?;
-        let hash = credentials
-            .as_ref()
-            .filter(|c| c.user.id == who.user)
-            .map(|c| c.password_hash.as_str())
-            .filter(|hash| !hash.is_empty());
-        if !inner.hasher.verify(&input.current_password, hash).await? {
-            if let Some(limiter) = &inner.failed_logins {
-                limiter.spend(&key, now);
-            }
-            return Err(ChatError::Validation(FieldErrors::one(
-                "current_password",
-                "is not the account's password",
-            )));
-        }
+        inner
+            .confirm_password(who.user, &input.current_password, "current_password")
+            .await?;
         let hash = inner.hasher.hash(&new_password).await?;
         let revoked = inner
             .store()
-            .change_password(who.user, &hash, who.session, now)
+            .change_password(who.user, &hash, who.session, inner.clock.now())
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => ChatError::Unauthorized,
@@ -209,6 +189,45 @@ impl ChatEngine {
 }
 
 impl Inner {
+    /// Checks that `password` is the user's, as proof that the caller owns the account before
+    /// a change that needs it. A wrong one is `Validation` on `field` and counts as a failed
+    /// login of the account; past the limit, `RateLimited`.
+    pub(super) async fn confirm_password(
+        &self,
+        user: UserId,
+        password: &str,
+        field: &'static str,
+    ) -> Result<(), ChatError> {
+        let me = self
+            .store()
+            .user(user)
+            .await?
+            .ok_or(ChatError::Unauthorized)?;
+        let key = LoginKey::Account(me.username.key());
+        let now = self.clock.now();
+        if let Some(limiter) = &self.failed_logins {
+            limiter
+                .check(&key, now)
+                .map_err(|retry_after_secs| ChatError::RateLimited { retry_after_secs })?;
+        }
+        let credentials = self.store().credentials(me.username.as_str()).await?;
+        let hash = credentials
+            .as_ref()
+            .filter(|c| c.user.id == user)
+            .map(|c| c.password_hash.as_str())
+            .filter(|hash| !hash.is_empty());
+        if !self.hasher.verify(password, hash).await? {
+            if let Some(limiter) = &self.failed_logins {
+                limiter.spend(&key, now);
+            }
+            return Err(ChatError::Validation(FieldErrors::one(
+                field,
+                "is not the account's password",
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the session an access token names is live: trusted from memory for a short
     /// while, else read from the store. A token of this engine always names one.
     pub(super) async fn check_session(&self, who: &Identity) -> Result<(), ChatError> {

@@ -1,6 +1,7 @@
 //! The ports: traits a host implements to plug in its own storage, blob storage and bus.
 //! All are `Send + Sync + Debug` and used as `Arc<dyn ...>`.
 
+mod accounts;
 mod blob;
 mod moderation;
 mod notifier;
@@ -10,6 +11,7 @@ mod store;
 mod tickets;
 mod uploads;
 
+pub use accounts::AccountStore;
 pub use blob::{BlobError, BlobKey, BlobStore, ByteStream};
 pub use moderation::ModerationStore;
 pub use notifier::{BusSignal, BusStream, Hint, HintKind, NodeId, Notifier};

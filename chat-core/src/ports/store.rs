@@ -12,7 +12,9 @@ use crate::domain::{
     SettingsPatch, UploadId, User, UserId, UserPatch,
 };
 use crate::error::StoreError;
-use crate::ports::{ModerationStore, PresenceStore, ReceiptStore, TicketStore, UploadStore};
+use crate::ports::{
+    AccountStore, ModerationStore, PresenceStore, ReceiptStore, TicketStore, UploadStore,
+};
 
 /// The names of the unique keys a store reports in [`StoreError::Conflict`].
 pub mod constraint {
@@ -60,7 +62,7 @@ pub enum Rotation {
 pub trait UserStore: Send + Sync + Debug {
     /// Stores a new user; `Conflict` on [`constraint::USERNAME`] or [`constraint::EMAIL`].
     async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError>;
-    /// The user with this id.
+    /// The user with this id (closed accounts are no users).
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
     /// The user whose username or email equals `login` case-insensitively, with their hash.
     async fn credentials(&self, login: &str) -> Result<Option<Credentials>, StoreError>;
@@ -307,6 +309,7 @@ pub trait MessageStore: Send + Sync + Debug {
 #[async_trait]
 pub trait Store:
     UserStore
+    + AccountStore
     + SessionStore
     + RoomStore
     + MessageStore

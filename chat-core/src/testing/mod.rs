@@ -23,9 +23,11 @@ use crate::domain::{
 use crate::error::StoreError;
 use crate::ports::{constraint, AuthSession, NodeId, Rotation, Store};
 
+mod accounts;
 mod changes;
 mod moderation;
 mod uploads;
+pub use accounts::*;
 pub use changes::*;
 pub use moderation::*;
 pub use uploads::*;
@@ -46,6 +48,9 @@ macro_rules! store_conformance_tests {
             concurrent_rotations_of_one_token_rotate_once,
             revoked_sessions_refresh_nothing,
             password_changes_revoke_the_other_sessions,
+            closed_accounts_are_nobody_and_signed_out,
+            closed_accounts_list_what_their_purge_removes,
+            usernames_of_closed_accounts_are_released_after_quarantine,
             rooms_are_created_with_their_members,
             room_creation_with_an_unknown_member_writes_nothing,
             appends_assign_consecutive_seq_and_rev,
