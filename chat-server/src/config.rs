@@ -50,6 +50,11 @@ pub struct Config {
     /// was lost still lets the session in (0: ask the store on every request).
     #[arg(long, env = "CHAT_SESSION_TRUST_SECS", default_value_t = 5)]
     pub session_trust_secs: u64,
+    /// Days the username of a deleted account stays taken, so nobody can pass for its owner
+    /// at once (0: free at once).
+    #[arg(long, env = "CHAT_USERNAME_QUARANTINE_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub username_quarantine_days: u32,
     /// The `aud` claim of issued tokens, then required on presented ones; default: none.
     #[arg(long, env = "CHAT_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,

@@ -328,6 +328,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         upload_max_bytes: config.upload_max_bytes,
         unattached_upload_secs: config.unattached_upload_secs,
         session_trust_secs: config.session_trust_secs,
+        username_quarantine_secs: i64::from(config.username_quarantine_days) * 24 * 3600,
         send_rate: (config.rate_limits == "on").then_some(Rate {
             burst: config.send_burst.max(1),
             per_sec: f64::from(config.send_rate_per_sec.max(1)),

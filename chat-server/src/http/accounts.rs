@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use chat_core::auth::Identity;
-use chat_core::engine::{ChangePassword, Register, UpdateMe};
+use chat_core::engine::{ChangePassword, DeleteAccount, Register, UpdateMe};
 use chat_core::{ChatEngine, ChatError};
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
@@ -118,6 +118,17 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
                 respond(StatusCode::OK, result.await)
             },
         );
+    let delete_me = warp::path!("v1" / "users" / "me")
+        .and(warp::delete())
+        .and(with_engine(state))
+        .and(authenticated(state))
+        .and(json_body::<DeleteAccount>(max))
+        .then(
+            |engine: ChatEngine, who: Identity, input: Body<DeleteAccount>| async move {
+                let result = async { engine.delete_account(who, input.get()?).await };
+                no_content(result.await)
+            },
+        );
     let search = warp::path!("v1" / "users")
         .and(warp::get())
         .and(with_engine(state))
@@ -158,6 +169,8 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(me)
         .unify()
         .or(update_me)
+        .unify()
+        .or(delete_me)
         .unify()
         .or(search)
         .unify()

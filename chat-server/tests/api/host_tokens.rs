@@ -78,6 +78,22 @@ async fn a_host_token_signs_its_user_in_over_http_and_the_socket() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The host owns the account: it signs its user out and deletes it, not the chat API.
+    let (status, _) = server
+        .post("/v1/auth/logout", Some(&hilda.token), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server
+        .request(
+            reqwest::Method::DELETE,
+            "/v1/users/me",
+            Some(&hilda.token),
+            Some(r#"{"password": "password-123"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server.get("/v1/users/me", &hilda.token).await;
+    assert_eq!(status, StatusCode::OK, "nothing changed");
 }
 
 #[tokio::test]

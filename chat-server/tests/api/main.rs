@@ -9,6 +9,7 @@ mod changes;
 mod chat;
 mod cors;
 mod crash;
+mod deletion;
 mod host_tokens;
 mod idempotency;
 mod limits;

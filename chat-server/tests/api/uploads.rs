@@ -12,7 +12,7 @@ use crate::support::{memory_kib, Program, Remote, TestServer, TestUser};
 const MIB: usize = 1024 * 1024;
 
 /// A PNG signature followed by `len - 8` bytes of a pattern: the bytes decide the type.
-fn png(len: usize) -> Vec<u8> {
+pub(crate) fn png(len: usize) -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
     bytes.extend((0..len.saturating_sub(8)).map(|i| (i % 251) as u8));
     bytes
@@ -25,7 +25,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-async fn upload_to(base: &str, token: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+pub(crate) async fn upload_to(
+    base: &str,
+    token: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value) {
     let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()));
     send_form(base, token, form).await
 }
