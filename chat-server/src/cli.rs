@@ -149,7 +149,7 @@ pub async fn run() -> ExitCode {
                     display_name: user.display_name,
                 };
                 let created = operator::create_user(&user.config, input).await?;
-                serde_json::to_string(&created).map_err(|e| StartError::Config(e.to_string()))
+                Ok(serde_json::to_string(&created).map_err(std::io::Error::from)?)
             };
             report(created.await)
         }
