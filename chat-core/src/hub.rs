@@ -342,9 +342,13 @@ impl Hub {
 
     /// Queues an item; `false` when the session is gone or full (and is then cut).
     fn offer(&self, entry: &Entry, item: Item) -> bool {
+        // Joins and leaves re-route the session; only frames reach its client.
+        let frame = matches!(item, Item::Frame(_));
         match entry.tx.try_send(item) {
             Ok(()) => {
-                self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
+                if frame {
+                    self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
+                }
                 true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -472,6 +476,11 @@ mod tests {
         assert!(matches!(inbox.rx.try_recv(), Ok(Item::Left { .. })));
         hub.publish(frame(room, 6));
         assert!(inbox.rx.try_recv().is_err());
+        assert_eq!(
+            hub.stats().deliveries.load(Ordering::Relaxed),
+            1,
+            "the frame counts as a delivery, the join and the leave do not"
+        );
         assert!(hub.followed_rooms().is_empty());
         hub.unregister(inbox.key);
         assert_eq!(hub.session_count(), 0);

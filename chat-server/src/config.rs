@@ -163,6 +163,23 @@ pub struct Config {
     /// Log filter (`info`, `chat_server=debug,warn`, ...).
     #[arg(long, env = "CHAT_LOG", default_value = "info")]
     pub log: String,
+    /// `text` (default: one human-readable line per event) or `json` (one JSON object per
+    /// line, for log collectors).
+    #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Bearer token `GET /metrics` requires; default: none, the metrics are open to whoever
+    /// reaches the server (keep them off the public side of a proxy, or set this).
+    #[arg(long, env = "CHAT_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl std::fmt::Debug for Config {
@@ -187,6 +204,8 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("ws_queue", &self.ws_queue)
             .field("ws_max_frame_bytes", &self.ws_max_frame_bytes)
+            .field("log_format", &self.log_format)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }

@@ -81,7 +81,14 @@ pub(crate) async fn recover(rejection: warp::Rejection) -> Result<Response, Infa
     if rejection.is_not_found() {
         return Ok(error_response(&ChatError::NotFound));
     }
-    let response = if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+    let response = if rejection
+        .find::<warp::filters::cors::CorsForbidden>()
+        .is_some()
+    {
+        error_response(&ChatError::Forbidden(
+            "CORS request from an origin not allowed",
+        ))
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         error_response(&ChatError::MethodNotAllowed)
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         error_response(&ChatError::PayloadTooLarge)

@@ -19,10 +19,16 @@
 //! # }
 //! ```
 
+pub mod cli;
 mod config;
 mod error;
 mod http;
+mod logging;
+mod metrics;
+mod operator;
+mod requests;
 mod secret;
+mod shown_config;
 mod ws;
 
 use std::net::SocketAddr;
@@ -43,10 +49,12 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-pub use config::Config;
+pub use config::{Config, LogFormat};
+
+use crate::metrics::Metrics;
 
 /// The HTTP-side limits and settings of the API.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ApiSettings {
     /// Largest JSON request body in bytes.
     pub max_body_bytes: u64,
@@ -59,6 +67,21 @@ pub struct ApiSettings {
     pub ws_ping_interval: Duration,
     /// Browser origins allowed to open the WebSocket besides the server's own.
     pub allowed_origins: Vec<String>,
+    /// The bearer token `GET /metrics` requires; `None` leaves the metrics open.
+    pub metrics_token: Option<String>,
+}
+
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSettings")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("upload_max_bytes", &self.upload_max_bytes)
+            .field("ws_max_frame_bytes", &self.ws_max_frame_bytes)
+            .field("ws_ping_interval", &self.ws_ping_interval)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl Default for ApiSettings {
@@ -69,6 +92,7 @@ impl Default for ApiSettings {
             ws_max_frame_bytes: 64 * 1024,
             ws_ping_interval: Duration::from_secs(30),
             allowed_origins: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -77,6 +101,7 @@ impl Default for ApiSettings {
 struct State {
     engine: ChatEngine,
     settings: Arc<ApiSettings>,
+    metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -95,6 +120,7 @@ impl ChatApi {
             state: State {
                 engine,
                 settings: Arc::new(settings),
+                metrics: Arc::new(Metrics::default()),
                 shutdown: rx,
             },
             shutdown,
@@ -102,16 +128,8 @@ impl ChatApi {
     }
 
     /// The routes as one warp filter; errors and unknown routes answer in the API's shape.
+    /// Every response carries an `X-Request-Id`, every request is logged with it and timed.
     pub fn filter(&self) -> BoxedFilter<(Response,)> {
-        let log = warp::log::custom(|info| {
-            tracing::info!(
-                method = %info.method(),
-                path = info.path(),
-                status = info.status().as_u16(),
-                elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
-                "request"
-            );
-        });
         let api = ws::route(&self.state)
             .or(ws::ticket_route(&self.state))
             .unify()
@@ -135,12 +153,23 @@ impl ChatApi {
             let cors = warp::cors()
                 .allow_origins(origins)
                 .allow_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
-                .allow_headers(["authorization", "content-type", "range"])
-                .expose_headers(["retry-after", "content-range", "content-disposition"])
+                .allow_headers(["authorization", "content-type", "range", "x-request-id"])
+                .expose_headers([
+                    "retry-after",
+                    "content-range",
+                    "content-disposition",
+                    "x-request-id",
+                ])
                 .max_age(600);
-            api.with(cors).map(warp::Reply::into_response).boxed()
+            // A refused preflight is a rejection of the CORS layer: answered here too, so it
+            // gets a request id and a log line like any request.
+            api.with(cors)
+                .map(warp::Reply::into_response)
+                .recover(error::recover)
+                .unify()
+                .boxed()
         };
-        api.with(log).map(warp::Reply::into_response).boxed()
+        requests::observed(api, self.state.metrics.clone())
     }
 
     /// Closes every WebSocket with 1001 (going away); HTTP requests are not affected.
@@ -154,7 +183,7 @@ impl ChatApi {
     }
 }
 
-/// Why the server could not start.
+/// Why the server could not start, or an operator's command could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A setting is invalid.
@@ -169,6 +198,22 @@ pub enum StartError {
     /// A file or socket could not be used.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The engine refused an operator's command (a taken username, a too short password, ...).
+    #[error("{}", refusal(.0))]
+    Refused(ChatError),
+}
+
+/// A refusal as one line, naming the fields that failed validation.
+fn refusal(e: &ChatError) -> String {
+    match e {
+        ChatError::Validation(fields) => fields
+            .0
+            .iter()
+            .map(|(field, reason)| format!("{field}: {reason}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
 }
 
 /// A running server: its address, and the handle that stops it.
@@ -290,6 +335,44 @@ fn valid_origin(origin: &str) -> bool {
 
 /// Opens the store, builds the engine and starts serving, all from `config`.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    if config.metrics_token.as_deref() == Some("") {
+        return Err(StartError::Config(
+            "CHAT_METRICS_TOKEN must not be empty".into(),
+        ));
+    }
+    let (engine, backend) = open_engine(&config).await?;
+    let api = ChatApi::new(
+        engine,
+        ApiSettings {
+            max_body_bytes: config.max_body_bytes,
+            upload_max_bytes: config.upload_max_bytes,
+            ws_max_frame_bytes: config.ws_max_frame_bytes,
+            ws_ping_interval: Duration::from_secs(config.ws_ping_secs.max(1)),
+            allowed_origins: config.allowed_origins.clone(),
+            metrics_token: config.metrics_token.clone(),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = warp::serve(api.filter())
+        .incoming(listener)
+        .graceful(async {
+            let _ = stopped.await;
+        });
+    let task = tokio::spawn(server.run());
+    Ok(RunningServer {
+        addr,
+        api,
+        stop,
+        task,
+        backend,
+    })
+}
+
+/// The engine `config` describes, on its store (migrated) and blob store, with every setting
+/// checked first: what `serve` runs, and what an operator's command acts through.
+async fn open_engine(config: &Config) -> Result<(ChatEngine, Backend), StartError> {
     if let Some(bad) = config
         .allowed_origins
         .iter()
@@ -316,9 +399,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         None => {}
     }
     // Every setting is checked before the store is opened (and migrated).
-    let host = host_tokens(&config, &secret)?;
+    let host = host_tokens(config, &secret)?;
     let node = NodeId(uuid::Uuid::new_v4());
-    let (store, notifier, backend) = open_backend(&config, node).await?;
+    let (store, notifier, backend) = open_backend(config, Some(node)).await?;
     let limits = Limits {
         max_message_chars: config.max_message_chars,
         max_rooms_per_user: config.max_rooms_per_user,
@@ -338,7 +421,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         ..Limits::default()
     };
     let mut builder = ChatEngine::builder(store)
-        .blobs(blob_store(&config).await?)
+        .blobs(blob_store(config).await?)
         .node(node)
         .tokens(tokens)
         .limits(limits);
@@ -348,33 +431,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     if let Some(notifier) = notifier {
         builder = builder.notifier(notifier);
     }
-    let engine = builder.build().await?;
-    let api = ChatApi::new(
-        engine,
-        ApiSettings {
-            max_body_bytes: config.max_body_bytes,
-            upload_max_bytes: config.upload_max_bytes,
-            ws_max_frame_bytes: config.ws_max_frame_bytes,
-            ws_ping_interval: Duration::from_secs(config.ws_ping_secs.max(1)),
-            allowed_origins: config.allowed_origins.clone(),
-        },
-    );
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(api.filter())
-        .incoming(listener)
-        .graceful(async {
-            let _ = stopped.await;
-        });
-    let task = tokio::spawn(server.run());
-    Ok(RunningServer {
-        addr,
-        api,
-        stop,
-        task,
-        backend,
-    })
+    Ok((builder.build().await?, backend))
 }
 
 /// Where uploaded files go: the S3 bucket `CHAT_S3_BUCKET` names (with the `s3` feature), else
@@ -412,11 +469,12 @@ async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartError> {
     Ok(Arc::new(FsBlobStore::open(upload_dir).await?))
 }
 
-/// The store named by `CHAT_DATABASE_URL` (SQLite in the data directory by default), and for
-/// PostgreSQL the LISTEN/NOTIFY bus that lets several nodes share it.
+/// The store named by `CHAT_DATABASE_URL` (SQLite in the data directory by default), its
+/// migrations applied, and for a `node` on PostgreSQL the LISTEN/NOTIFY bus that lets several
+/// nodes share it (without a node, no bus: the store alone).
 async fn open_backend(
     config: &Config,
-    node: NodeId,
+    node: Option<NodeId>,
 ) -> Result<(Arc<dyn Store>, Option<Arc<dyn Notifier>>, Backend), StartError> {
     let acquire_timeout = Duration::from_secs(config.db_acquire_timeout_secs.max(1));
     let sqlite = SqliteOptions {
@@ -435,6 +493,10 @@ async fn open_backend(
                 acquire_timeout,
                 max_append_batch: config.db_append_batch as usize,
                 ..PgOptions::default()
+            };
+            let Some(node) = node else {
+                let store = PgStore::connect(url, options).await?;
+                return Ok((Arc::new(store.clone()), None, Backend::Postgres(store)));
             };
             let (store, notifier) = chat_store_postgres::connect_node(url, options, node).await?;
             return Ok((

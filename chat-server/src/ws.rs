@@ -22,6 +22,7 @@ use warp::{Filter, Reply};
 
 use crate::error::{error_response, status_and_code};
 use crate::http::{authenticated, bearer, query, respond, with_engine, Query};
+use crate::metrics::Metrics;
 use crate::State;
 
 /// Close codes the server uses.
@@ -277,6 +278,7 @@ async fn serve(socket: WebSocket, state: State, identity: Identity) {
                 Ok(json) => {
                     if !write(&mut tx, Message::text(&*json), idle).await {
                         // A client that takes no bytes for that long is not reading at all.
+                        state.metrics.write_timed_out();
                         break Some((close::SLOW_CONSUMER, "slow consumer"));
                     }
                 }
@@ -295,7 +297,7 @@ async fn serve(socket: WebSocket, state: State, identity: Identity) {
                     }
                     let replies = if message.is_text() {
                         match message.to_str() {
-                            Ok(text) => handle(text, &engine, &mut session).await,
+                            Ok(text) => handle(text, &engine, &mut session, &state.metrics).await,
                             Err(()) => vec![error_frame(&ChatError::BadRequest("frames must be UTF-8 JSON text".into()), None, None)],
                         }
                     } else if message.is_binary() {
@@ -372,7 +374,12 @@ async fn write(tx: &mut SplitSink<WebSocket, Message>, frame: Message, limit: Du
 }
 
 /// Answers one client frame with the frames to send back, in order.
-async fn handle(text: &str, engine: &ChatEngine, session: &mut Session) -> Vec<Message> {
+async fn handle(
+    text: &str,
+    engine: &ChatEngine,
+    session: &mut Session,
+    metrics: &Metrics,
+) -> Vec<Message> {
     let bad = |reason: &str| {
         vec![error_frame(
             &ChatError::BadRequest(reason.into()),
@@ -393,7 +400,7 @@ async fn handle(text: &str, engine: &ChatEngine, session: &mut Session) -> Vec<M
     match kind.as_str() {
         "ping" => vec![Out::Pong.text()],
         "message.send" => match serde_json::from_value::<SendFrame>(value) {
-            Ok(frame) => send(engine, session, frame).await,
+            Ok(frame) => send(engine, session, frame, metrics).await,
             Err(e) => bad(&format!("invalid message.send: {e}")),
         },
         "typing" => match serde_json::from_value::<TypingFrame>(value) {
@@ -412,7 +419,12 @@ async fn handle(text: &str, engine: &ChatEngine, session: &mut Session) -> Vec<M
     }
 }
 
-async fn send(engine: &ChatEngine, session: &Session, frame: SendFrame) -> Vec<Message> {
+async fn send(
+    engine: &ChatEngine,
+    session: &Session,
+    frame: SendFrame,
+    metrics: &Metrics,
+) -> Vec<Message> {
     let client_id = frame.client_id.as_str();
     let room: RoomId = match frame.room_id.parse() {
         Ok(room) => room,
@@ -432,11 +444,16 @@ async fn send(engine: &ChatEngine, session: &Session, frame: SendFrame) -> Vec<M
         attachment_id: frame.attachment_id,
     };
     match engine.send(session.user(), room, input).await {
-        Ok(sent) => vec![Out::Ack {
-            client_id,
-            message: &sent.message,
+        Ok(sent) => {
+            if sent.created {
+                metrics.message_sent();
+            }
+            vec![Out::Ack {
+                client_id,
+                message: &sent.message,
+            }
+            .text()]
         }
-        .text()],
         Err(e) => vec![error_frame(&e, Some(client_id), Some(&frame.room_id))],
     }
 }

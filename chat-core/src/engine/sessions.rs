@@ -12,7 +12,7 @@ use time::Duration;
 use super::accounts::LoginKey;
 use super::{ChatEngine, Inner, LoginResult};
 use crate::auth::{new_opaque_token, opaque_token_hash, Identity};
-use crate::domain::{Password, SessionId, UserId};
+use crate::domain::{Password, SessionId, UserId, Username};
 use crate::error::{ChatError, FieldCheck, FieldErrors, StoreError};
 use crate::ports::{Hint, HintKind, Rotation};
 
@@ -183,6 +183,35 @@ impl ChatEngine {
                 StoreError::NotFound => ChatError::Unauthorized,
                 other => other.into(),
             })?;
+        inner.signed_out(&revoked).await;
+        Ok(())
+    }
+
+    /// An operator's reset of `username`'s password, with no current password asked (for a
+    /// host's admin tools, never for a user acting on their own account): every session of the
+    /// user is signed out, as after a leak. `NotFound` for an unknown username; a user
+    /// provisioned from a host's token gets a password they can sign in with.
+    pub async fn set_password(&self, username: &str, new_password: &str) -> Result<(), ChatError> {
+        let inner = &self.inner;
+        let mut errors = FieldErrors::default();
+        let new_password = Password::parse(new_password).check(&mut errors, "password");
+        errors.into_result()?;
+        let Some(new_password) = new_password else {
+            return Err(ChatError::Internal);
+        };
+        // A valid username has no `@`, so the lookup cannot match someone's email instead.
+        let username = Username::parse(username).map_err(|_| ChatError::NotFound)?;
+        let user = inner
+            .store()
+            .credentials(username.as_str())
+            .await?
+            .ok_or(ChatError::NotFound)?
+            .user;
+        let hash = inner.hasher.hash(&new_password).await?;
+        let revoked = inner
+            .store()
+            .change_password(user.id, &hash, None, inner.clock.now())
+            .await?;
         inner.signed_out(&revoked).await;
         Ok(())
     }

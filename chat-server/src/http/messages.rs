@@ -1,5 +1,7 @@
 //! `/v1/rooms/{id}/messages/*`: sending, reading, editing and deleting messages, and threads.
 
+use std::sync::Arc;
+
 use chat_core::auth::Identity;
 use chat_core::domain::{MessageId, RoomId};
 use chat_core::engine::{EditMessage, HistoryQuery, SendMessage, ThreadQuery};
@@ -10,8 +12,10 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::{
-    authenticated, json_body, no_content, path_id, query, respond, with_engine, Body, Query,
+    authenticated, json_body, no_content, path_id, query, respond, with_engine, with_metrics, Body,
+    Query,
 };
+use crate::metrics::Metrics;
 use crate::State;
 
 pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
@@ -21,8 +25,13 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(with_engine(state))
         .and(authenticated(state))
         .and(json_body::<SendMessage>(max))
+        .and(with_metrics(state))
         .then(
-            |room: String, engine: ChatEngine, who: Identity, input: Body<SendMessage>| async move {
+            |room: String,
+             engine: ChatEngine,
+             who: Identity,
+             input: Body<SendMessage>,
+             metrics: Arc<Metrics>| async move {
                 let result = async {
                     let room: RoomId = path_id(&room)?;
                     let input = input.after(engine.may_send(who.user, room)).await?;
@@ -31,7 +40,10 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
                 match result.await {
                     // A repeated client id answers 200 with the original: nothing was created.
                     Ok(sent) if !sent.created => respond(StatusCode::OK, Ok(sent.message)),
-                    Ok(sent) => respond(StatusCode::CREATED, Ok(sent.message)),
+                    Ok(sent) => {
+                        metrics.message_sent();
+                        respond(StatusCode::CREATED, Ok(sent.message))
+                    }
                     Err(e) => respond::<()>(StatusCode::OK, Err(e)),
                 }
             },

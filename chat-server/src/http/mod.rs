@@ -11,6 +11,7 @@ mod receipts;
 mod rooms;
 mod search;
 mod signals;
+pub(crate) mod templates;
 mod uploads;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::error::{error_response, reject};
+use crate::metrics::Metrics;
 use crate::State;
 
 /// Every HTTP route of the API (WebSocket excluded).
@@ -76,6 +78,14 @@ pub(crate) fn with_engine(
 ) -> impl Filter<Extract = (ChatEngine,), Error = std::convert::Infallible> + Clone {
     let engine = state.engine.clone();
     warp::any().map(move || engine.clone())
+}
+
+/// The server's metrics, for handlers that count.
+pub(crate) fn with_metrics(
+    state: &State,
+) -> impl Filter<Extract = (std::sync::Arc<Metrics>,), Error = std::convert::Infallible> + Clone {
+    let metrics = state.metrics.clone();
+    warp::any().map(move || metrics.clone())
 }
 
 /// The bearer token of a request's `Authorization` header, if it has one.

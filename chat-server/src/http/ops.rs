@@ -1,12 +1,16 @@
-//! `/health` and `/ready`.
+//! `/health`, `/ready` and `/metrics`.
 
-use chat_core::ChatEngine;
+use std::sync::Arc;
+
+use chat_core::{ChatEngine, ChatError};
 use serde_json::json;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::with_engine;
+use super::{bearer, with_engine, with_metrics};
+use crate::error::error_response;
+use crate::metrics::Metrics;
 use crate::State;
 
 pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
@@ -22,9 +26,42 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
                 Ok(()) => warp::reply::json(&json!({"status": "ready"})).into_response(),
                 Err(e) => {
                     tracing::warn!(error = %e, "readiness check failed");
-                    crate::error::error_response(&chat_core::ChatError::Unavailable)
+                    error_response(&ChatError::Unavailable)
                 }
             }
         });
-    health.or(ready).unify().boxed()
+    let token = state.settings.metrics_token.clone();
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with_engine(state))
+        .and(with_metrics(state))
+        .map(
+            move |authorization: Option<String>, engine: ChatEngine, metrics: Arc<Metrics>| {
+                if let Some(token) = &token {
+                    let given = bearer(authorization.as_deref()).unwrap_or_default();
+                    if !same_secret(given.as_bytes(), token.as_bytes()) {
+                        return error_response(&ChatError::Unauthorized);
+                    }
+                }
+                warp::reply::with_header(
+                    metrics.render(engine.hub()),
+                    "content-type",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+                .into_response()
+            },
+        );
+    health.or(ready).unify().or(metrics).unify().boxed()
+}
+
+/// Compares a presented secret with the expected one in time that does not depend on where
+/// they differ, so the token cannot be guessed byte by byte from response times.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }

@@ -422,8 +422,13 @@ impl Program {
                 .expect("the server logs where it listens")
                 .unwrap();
             if let Some(at) = line.find("listening on http://") {
+                // The address ends at a space in text lines, at a quote in JSON ones.
                 let rest = &line[at + "listening on ".len()..];
-                break rest.split_whitespace().next().unwrap().to_owned();
+                break rest
+                    .split(|c: char| c.is_whitespace() || c == '"')
+                    .next()
+                    .unwrap()
+                    .to_owned();
             }
         };
         // Keep draining the log so the server never blocks on a full pipe, and keep it for
