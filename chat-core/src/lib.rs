@@ -50,6 +50,7 @@ pub mod events;
 pub mod hub;
 pub mod memory;
 pub mod notify;
+pub mod outbox;
 pub mod ports;
 pub mod rate;
 #[cfg(feature = "testing")]

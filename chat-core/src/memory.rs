@@ -2,7 +2,7 @@
 //! single-process tools; it passes the same conformance suite as the SQL stores.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -15,16 +15,19 @@ use crate::domain::{
     SettingsPatch, ThreadSummary, Upload, UploadId, User, UserId, UserPatch, Visibility,
 };
 use crate::error::StoreError;
+use crate::outbox::{Envelope, PendingEvent};
 use crate::ports::{
-    constraint, AccountStore, AuthSession, MessageStore, ModerationStore, NodeId, PresenceRecord,
-    PresenceStore, Receipt, ReceiptChange, ReceiptStore, RoomStore, Rotation, SessionStore, Store,
-    TicketGrant, TicketStore, UnreadCount, UploadStore, UserStore,
+    constraint, AccountStore, AuthSession, BatchOutcome, MessageStore, ModerationStore, NodeId,
+    OutboxBatch, OutboxCounts, OutboxStore, PresenceRecord, PresenceStore, Receipt, ReceiptChange,
+    ReceiptStore, RoomStore, Rotation, SessionStore, Store, TicketGrant, TicketStore, UnreadCount,
+    UploadStore, UserStore,
 };
 
 /// A [`Store`] held in memory; every method is one critical section, so each is atomic.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    state: Mutex<State>,
+    // Shared with the outbox batches a relay holds.
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +50,52 @@ struct State {
     blocks: HashMap<UserId, HashMap<UserId, OffsetDateTime>>,
     /// Closed accounts: out of `users`, so no lookup finds them.
     closed: HashMap<UserId, ClosedAccount>,
+    outbox: Outbox,
+}
+
+/// Domain events waiting for their channels.
+#[derive(Debug, Default)]
+struct Outbox {
+    /// The channels each event is recorded for; none: events are not recorded.
+    channels: Vec<String>,
+    /// By position, in recording order.
+    rows: BTreeMap<u64, OutboxRow>,
+    next: u64,
+    /// Channels a relay holds the turn of.
+    busy: HashSet<String>,
+}
+
+#[derive(Debug)]
+struct OutboxRow {
+    channel: String,
+    event: PendingEvent,
+    /// When it was sent or given up.
+    done_at: Option<OffsetDateTime>,
+    dead: bool,
+}
+
+impl Outbox {
+    /// Records the event for every channel (for none when no sink is configured).
+    fn record(&mut self, envelope: &Envelope) {
+        let body = envelope.to_json();
+        for channel in &self.channels {
+            self.next += 1;
+            self.rows.insert(
+                self.next,
+                OutboxRow {
+                    channel: channel.clone(),
+                    event: PendingEvent {
+                        id: envelope.id,
+                        kind: envelope.kind,
+                        body: body.clone(),
+                        attempts: 0,
+                    },
+                    done_at: None,
+                    dead: false,
+                },
+            );
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -130,6 +179,14 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// An empty store that records domain events for each of these outbox channels (the
+    /// [`EventSink::channel`](crate::ports::EventSink::channel)s of the engine's sinks).
+    pub fn with_event_channels(channels: Vec<String>) -> MemoryStore {
+        let store = MemoryStore::default();
+        store.lock().outbox.channels = channels;
+        store
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -1499,6 +1556,134 @@ impl TicketStore for MemoryStore {
         Ok(taken
             .filter(|(_, expires)| *expires >= now)
             .map(|(grant, _)| grant))
+    }
+}
+
+#[async_trait]
+impl OutboxStore for MemoryStore {
+    async fn outbox_batch(
+        &self,
+        channel: &str,
+        limit: u32,
+    ) -> Result<Option<Box<dyn OutboxBatch>>, StoreError> {
+        let mut s = self.lock();
+        if !s.outbox.busy.insert(channel.to_owned()) {
+            return Ok(None);
+        }
+        let rows: Vec<(u64, PendingEvent)> = s
+            .outbox
+            .rows
+            .iter()
+            .filter(|(_, r)| r.channel == channel && r.done_at.is_none())
+            .take(limit as usize)
+            .map(|(position, r)| (*position, r.event.clone()))
+            .collect();
+        let (positions, events) = rows.into_iter().unzip();
+        Ok(Some(Box::new(MemoryBatch {
+            state: self.state.clone(),
+            channel: channel.to_owned(),
+            positions,
+            events,
+            finished: false,
+        })))
+    }
+
+    async fn prune_outbox(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        let mut s = self.lock();
+        let done: Vec<u64> = s
+            .outbox
+            .rows
+            .iter()
+            .filter(|(_, r)| r.done_at.is_some_and(|at| at < before))
+            .take(limit as usize)
+            .map(|(position, _)| *position)
+            .collect();
+        for position in &done {
+            s.outbox.rows.remove(position);
+        }
+        Ok(done.len() as u64)
+    }
+
+    async fn outbox_counts(&self, channel: &str) -> Result<OutboxCounts, StoreError> {
+        let s = self.lock();
+        let mut counts = OutboxCounts::default();
+        for row in s.outbox.rows.values().filter(|r| r.channel == channel) {
+            match (row.done_at, row.dead) {
+                (None, _) => counts.pending += 1,
+                (Some(_), true) => counts.dead += 1,
+                (Some(_), false) => {}
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// A relay's turn on a channel of a [`MemoryStore`]'s outbox.
+#[derive(Debug)]
+struct MemoryBatch {
+    state: Arc<Mutex<State>>,
+    channel: String,
+    positions: Vec<u64>,
+    events: Vec<PendingEvent>,
+    finished: bool,
+}
+
+impl MemoryBatch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl OutboxBatch for MemoryBatch {
+    fn events(&self) -> &[PendingEvent] {
+        &self.events
+    }
+
+    async fn finish(
+        mut self: Box<Self>,
+        outcome: BatchOutcome,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let (delivered, failure) = match outcome {
+            BatchOutcome::Delivered => (self.positions.len(), None),
+            BatchOutcome::Failed {
+                delivered,
+                give_up_after,
+            } => (delivered.min(self.positions.len()), Some(give_up_after)),
+        };
+        {
+            let mut s = self.lock();
+            for position in &self.positions[..delivered] {
+                if let Some(row) = s.outbox.rows.get_mut(position) {
+                    row.done_at = Some(now);
+                }
+            }
+            let failed =
+                failure.and_then(|give_up| Some((self.positions.get(delivered)?, give_up)));
+            if let Some((position, give_up_after)) = failed {
+                if let Some(row) = s.outbox.rows.get_mut(position) {
+                    row.event.attempts += 1;
+                    if give_up_after.is_some_and(|max| row.event.attempts >= max) {
+                        row.done_at = Some(now);
+                        row.dead = true;
+                    }
+                }
+            }
+        }
+        self.finished = true;
+        let channel = std::mem::take(&mut self.channel);
+        self.lock().outbox.busy.remove(&channel);
+        Ok(())
+    }
+}
+
+impl Drop for MemoryBatch {
+    fn drop(&mut self) {
+        if !self.finished {
+            let channel = std::mem::take(&mut self.channel);
+            self.lock().outbox.busy.remove(&channel);
+        }
     }
 }
 

@@ -5,6 +5,7 @@ mod accounts;
 mod blob;
 mod moderation;
 mod notifier;
+mod outbox;
 mod presence;
 mod receipts;
 mod store;
@@ -15,6 +16,7 @@ pub use accounts::AccountStore;
 pub use blob::{BlobError, BlobKey, BlobStore, ByteStream};
 pub use moderation::ModerationStore;
 pub use notifier::{BusSignal, BusStream, Hint, HintKind, NodeId, Notifier};
+pub use outbox::{BatchOutcome, EventSink, OutboxBatch, OutboxCounts, OutboxStore, SinkError};
 pub use presence::{PresenceRecord, PresenceStore};
 pub use receipts::{Receipt, ReceiptChange, ReceiptStore, UnreadCount};
 pub use store::{
