@@ -163,7 +163,7 @@ async fn raw_sqlite() -> Raw {
     let dir = ScratchDir::new();
     let path = dir.0.join("chat.db");
     let options = SqliteOptions::default();
-    let store = SqliteStore::open(&path, options).await.unwrap();
+    let store = SqliteStore::open(&path, options.clone()).await.unwrap();
     let setup = setup(Arc::new(store.clone())).await;
     let connect = SqliteConnectOptions::new()
         .filename(&path)

@@ -159,7 +159,7 @@ async fn seed_sqlite(rows: &Rows) -> Seeded {
     let dir = ScratchDir::new();
     let path = dir.0.join("chat.db");
     let options = SqliteOptions::default();
-    let store = SqliteStore::open(&path, options).await.unwrap();
+    let store = SqliteStore::open(&path, options.clone()).await.unwrap();
     let (reader, room) = user_and_room(&store).await;
     let pool: SqlitePool = SqlitePoolOptions::new()
         .max_connections(1)

@@ -15,7 +15,7 @@ use crate::domain::{
     SettingsPatch, ThreadSummary, Upload, UploadId, User, UserId, UserPatch, Visibility,
 };
 use crate::error::StoreError;
-use crate::outbox::{Envelope, PendingEvent};
+use crate::outbox::{Envelope, EventType, PendingEvent};
 use crate::ports::{
     constraint, AccountStore, AuthSession, BatchOutcome, MessageStore, ModerationStore, NodeId,
     OutboxBatch, OutboxCounts, OutboxStore, PresenceRecord, PresenceStore, Receipt, ReceiptChange,
@@ -100,6 +100,8 @@ impl Outbox {
 
 #[derive(Debug)]
 struct ClosedAccount {
+    /// The user it was (its messages and events name it).
+    user: User,
     /// The username key it still holds, until released.
     username_key: Option<String>,
     closed_at: OffsetDateTime,
@@ -207,6 +209,7 @@ fn direct_pair(a: UserId, b: UserId) -> (UserId, UserId) {
 impl State {
     /// Removes a room and what its messages carried; returns the uploads nothing carries now.
     fn drop_room(&mut self, room: RoomId) -> Option<Vec<UploadId>> {
+        self.record_room(EventType::RoomDeleted, room);
         let removed = self.rooms.remove(&room)?;
         self.direct_pairs.retain(|_, id| *id != room);
         let mut freed = Vec::new();
@@ -290,6 +293,42 @@ impl State {
                 .messages
                 .get(&stored.last_seq)
                 .map(|m| Box::new(message_view(stored, m))),
+        }
+    }
+
+    /// Records a `member.*` event of `m` (also of a closed account, whose row lives on).
+    fn record_member(&mut self, kind: EventType, m: &Membership) {
+        let user = self
+            .users
+            .get(&m.user_id)
+            .map(|u| &u.user)
+            .or_else(|| self.closed.get(&m.user_id).map(|c| &c.user));
+        if let Some(user) = user {
+            let member = Member {
+                room_id: m.room_id,
+                user: user.clone().public(),
+                role: m.role,
+                joined_at: m.joined_at,
+            };
+            self.outbox.record(&Envelope::of_member(kind, &member));
+        }
+    }
+
+    /// Records a new room's `room.created` and its first members' `member.joined`, in the
+    /// order they joined.
+    fn record_created<'a>(&mut self, room: RoomId, members: impl Iterator<Item = &'a Membership>) {
+        self.record_room(EventType::RoomCreated, room);
+        let mut members: Vec<&Membership> = members.collect();
+        members.sort_by_key(|m| (m.joined_at, m.user_id));
+        for m in members {
+            self.record_member(EventType::MemberJoined, m);
+        }
+    }
+
+    /// Records a `room.*` event of the room as it is now.
+    fn record_room(&mut self, kind: EventType, room: RoomId) {
+        if let Some(view) = self.rooms.get(&room).map(|r| self.room_view(r)) {
+            self.outbox.record(&Envelope::of_room(kind, &view));
         }
     }
 
@@ -382,6 +421,8 @@ impl UserStore for MemoryStore {
                 password_hash: password_hash.to_owned(),
             },
         );
+        s.outbox
+            .record(&Envelope::of_user(EventType::UserCreated, user));
         Ok(())
     }
 
@@ -445,7 +486,12 @@ impl UserStore for MemoryStore {
         if let Some(email) = &patch.email {
             stored.user.email = email.clone();
         }
-        Ok(stored.user.clone())
+        let user = stored.user.clone();
+        if patch.display_name.is_some() || patch.email.is_some() {
+            s.outbox
+                .record(&Envelope::of_user(EventType::UserUpdated, &user));
+        }
+        Ok(user)
     }
 
     async fn external_user(&self, id: &ExternalId) -> Result<Option<User>, StoreError> {
@@ -478,6 +524,8 @@ impl UserStore for MemoryStore {
             },
         );
         s.external_users.insert(id.clone(), user.id);
+        s.outbox
+            .record(&Envelope::of_user(EventType::UserCreated, user));
         Ok(user.clone())
     }
 }
@@ -573,11 +621,14 @@ impl AccountStore for MemoryStore {
         s.closed.insert(
             user,
             ClosedAccount {
+                user: stored.user.clone(),
                 username_key: Some(stored.user.username.key()),
                 closed_at: now,
                 purged: false,
             },
         );
+        s.outbox
+            .record(&Envelope::of_user(EventType::UserDeleted, &stored.user));
         let mut revoked = Vec::new();
         for session in s.sessions.values_mut() {
             if session.user_id == user && session.revoked_at.is_none() {
@@ -688,12 +739,13 @@ impl RoomStore for MemoryStore {
         if members.iter().any(|(u, _)| !s.users.contains_key(u)) {
             return Err(StoreError::NotFound);
         }
-        let members = members
+        let members: HashMap<UserId, Membership> = members
             .iter()
             .map(|&(u, role)| (u, new_membership(room.id, u, role, room.created_at)))
             .collect();
         s.rooms
-            .insert(room.id, StoredRoom::new(room.clone(), members));
+            .insert(room.id, StoredRoom::new(room.clone(), members.clone()));
+        s.record_created(room.id, members.values());
         Ok(())
     }
 
@@ -711,7 +763,7 @@ impl RoomStore for MemoryStore {
         if !s.users.contains_key(&a) || !s.users.contains_key(&b) {
             return Err(StoreError::NotFound);
         }
-        let members = [a, b]
+        let members: HashMap<UserId, Membership> = [a, b]
             .into_iter()
             .map(|u| (u, new_membership(room.id, u, Role::Member, room.created_at)))
             .collect();
@@ -719,8 +771,10 @@ impl RoomStore for MemoryStore {
             kind: RoomKind::Direct,
             ..room.clone()
         };
-        s.rooms.insert(room.id, StoredRoom::new(spec, members));
+        s.rooms
+            .insert(room.id, StoredRoom::new(spec, members.clone()));
         s.direct_pairs.insert(pair, room.id);
+        s.record_created(room.id, members.values());
         Ok((room.id, true))
     }
 
@@ -747,7 +801,7 @@ impl RoomStore for MemoryStore {
         if let Some(visibility) = patch.visibility {
             r.room.visibility = visibility;
         }
-        let s = &*s;
+        s.record_room(EventType::RoomUpdated, room);
         Ok(s.rooms.get(&room).map(|r| s.room_view(r)))
     }
 
@@ -943,6 +997,7 @@ impl RoomStore for MemoryStore {
         };
         r.members.insert(user, membership.clone());
         let member = s.member_view(&membership).ok_or(StoreError::NotFound)?;
+        s.record_member(EventType::MemberJoined, &membership);
         Ok((member, last_seq))
     }
 
@@ -958,11 +1013,19 @@ impl RoomStore for MemoryStore {
         if !r.members.contains_key(&user) || !promote_ok {
             return Err(StoreError::NotFound);
         }
-        r.members.remove(&user);
-        if let Some(m) = promote.and_then(|p| r.members.get_mut(&p)) {
+        let left = r.members.remove(&user);
+        let promoted = promote.and_then(|p| r.members.get_mut(&p)).map(|m| {
             m.role = Role::Owner;
+            m.clone()
+        });
+        let remaining = r.members.len() as i64;
+        if let Some(left) = left {
+            s.record_member(EventType::MemberLeft, &left);
         }
-        Ok(r.members.len() as i64)
+        if let Some(promoted) = promoted {
+            s.record_member(EventType::MemberUpdated, &promoted);
+        }
+        Ok(remaining)
     }
 
     async fn set_roles(&self, room: RoomId, roles: &[(UserId, Role)]) -> Result<(), StoreError> {
@@ -971,10 +1034,15 @@ impl RoomStore for MemoryStore {
         if roles.iter().any(|(user, _)| !r.members.contains_key(user)) {
             return Err(StoreError::NotFound);
         }
+        let mut changed = Vec::new();
         for (user, role) in roles {
             if let Some(m) = r.members.get_mut(user) {
                 m.role = *role;
+                changed.push(m.clone());
             }
+        }
+        for m in &changed {
+            s.record_member(EventType::MemberUpdated, m);
         }
         Ok(())
     }
@@ -1108,7 +1176,12 @@ impl ModerationStore for MemoryStore {
         }
         let r = s.rooms.get_mut(&room).ok_or(StoreError::NotFound)?;
         r.bans.entry(user).or_insert((by, at));
-        Ok(r.members.remove(&user).map(|_| r.members.len() as i64))
+        let left = r.members.remove(&user);
+        let remaining = r.members.len() as i64;
+        Ok(left.map(|m| {
+            s.record_member(EventType::MemberLeft, &m);
+            remaining
+        }))
     }
 
     async fn unban(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
@@ -1216,6 +1289,8 @@ impl MessageStore for MemoryStore {
             m.read_seq = m.read_seq.max(message.seq);
             m.delivered_seq = m.delivered_seq.max(message.seq);
         }
+        s.outbox
+            .record(&Envelope::of_message(EventType::MessageCreated, &message));
         Ok(Appended {
             message,
             created: true,
@@ -1344,7 +1419,12 @@ impl MessageStore for MemoryStore {
         m.edited_at = Some(edit.edited_at);
         let seq = m.seq;
         r.bump(seq);
-        Ok(r.messages.get(&seq).map(|m| message_view(r, m)))
+        let edited = r.messages.get(&seq).map(|m| message_view(r, m));
+        if let Some(message) = &edited {
+            s.outbox
+                .record(&Envelope::of_message(EventType::MessageUpdated, message));
+        }
+        Ok(edited)
     }
 
     async fn delete_message(
@@ -1371,7 +1451,12 @@ impl MessageStore for MemoryStore {
         let seq = m.seq;
         r.reactions.remove(&seq);
         r.bump(seq);
-        Ok(r.messages.get(&seq).map(|m| message_view(r, m)))
+        let tombstone = r.messages.get(&seq).map(|m| message_view(r, m));
+        if let Some(message) = &tombstone {
+            s.outbox
+                .record(&Envelope::of_message(EventType::MessageDeleted, message));
+        }
+        Ok(tombstone)
     }
 
     async fn set_reaction(
@@ -1414,6 +1499,9 @@ impl MessageStore for MemoryStore {
             .get(&seq)
             .map(|m| message_view(r, m))
             .ok_or(StoreError::NotFound)?;
+        if changed {
+            s.outbox.record(&Envelope::of_reaction(edit, &message));
+        }
         Ok(Some(ReactionChange { message, changed }))
     }
 
@@ -1809,10 +1897,12 @@ impl ReceiptStore for MemoryStore {
             r.read_at.insert(user, now);
         }
         let m = r.members.get(&user).ok_or(StoreError::NotFound)?;
-        Ok(Some(ReceiptChange {
-            receipt: receipt_of(r, m),
-            changed,
-        }))
+        let receipt = receipt_of(r, m);
+        if read_moved {
+            s.outbox
+                .record(&Envelope::of_read(room, user, receipt.read_seq));
+        }
+        Ok(Some(ReceiptChange { receipt, changed }))
     }
 
     async fn mark_delivered(

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{RoomId, Seq, UserId};
+use crate::domain::{
+    Emoji, Member, Message, MessageId, Reaction, ReactionEdit, Rev, Room, RoomId, Seq, User, UserId,
+};
 
 /// What the envelope's `source` says.
 pub const SOURCE: &str = "chat-server";
@@ -164,10 +166,78 @@ impl Envelope {
         }
     }
 
+    /// A `user.*` event: the user without email.
+    pub fn of_user(kind: EventType, user: &User) -> Envelope {
+        Envelope::new(kind, None, Some(user.id), &user.clone().public())
+    }
+
+    /// A `room.*` event.
+    pub fn of_room(kind: EventType, room: &Room) -> Envelope {
+        Envelope::new(kind, Some(room.id), None, room)
+    }
+
+    /// A `member.*` event.
+    pub fn of_member(kind: EventType, member: &Member) -> Envelope {
+        Envelope::new(kind, Some(member.room_id), Some(member.user.id), member)
+    }
+
+    /// A `message.*` event (a deletion's payload is the tombstone).
+    pub fn of_message(kind: EventType, message: &Message) -> Envelope {
+        Envelope::new(
+            kind,
+            Some(message.room_id),
+            Some(message.sender_id),
+            message,
+        )
+    }
+
+    /// A `reaction.updated` event: what the `reaction.updated` frame says.
+    pub fn of_reaction(edit: &ReactionEdit, message: &Message) -> Envelope {
+        Envelope::new(
+            EventType::ReactionUpdated,
+            Some(message.room_id),
+            Some(edit.user_id),
+            &ReactionPayload {
+                room_id: message.room_id,
+                message_id: message.id,
+                rev: message.rev,
+                user_id: edit.user_id,
+                emoji: &edit.emoji,
+                added: edit.add,
+                reactions: &message.reactions,
+            },
+        )
+    }
+
+    /// A `message.read` event.
+    pub fn of_read(room: RoomId, user: UserId, read_seq: Seq) -> Envelope {
+        Envelope::new(
+            EventType::MessageRead,
+            Some(room),
+            Some(user),
+            &ReadPayload {
+                user_id: user,
+                read_seq,
+            },
+        )
+    }
+
     /// The JSON body sinks send.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// The payload of `reaction.updated`.
+#[derive(Serialize)]
+struct ReactionPayload<'a> {
+    room_id: RoomId,
+    message_id: MessageId,
+    rev: Rev,
+    user_id: UserId,
+    emoji: &'a Emoji,
+    added: bool,
+    reactions: &'a [Reaction],
 }
 
 /// The payload of `message.read`.

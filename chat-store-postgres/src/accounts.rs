@@ -1,7 +1,8 @@
 //! Closing accounts, and finding what a closed one left for its purge.
 
 use async_trait::async_trait;
-use chat_core::domain::{MessageId, RoomId, SessionId, UploadId, UserId};
+use chat_core::domain::{MessageId, RoomId, SessionId, UploadId, User, UserId};
+use chat_core::outbox::{Envelope, EventType};
 use chat_core::ports::AccountStore;
 use chat_core::StoreError;
 use sea_query::{Expr, Order, Query};
@@ -9,10 +10,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::db;
-use crate::query::{execute, fetch_all};
+use crate::outbox;
+use crate::query::{execute, fetch_all, fetch_optional};
 use crate::schema::{Messages, RoomBans, Uploads, UserBlocks, Users};
 use crate::sessions::revoke_sessions_of;
 use crate::store::PgStore;
+use crate::users::{UserRow, USER_COLUMNS};
 
 #[async_trait]
 impl AccountStore for PgStore {
@@ -34,10 +37,13 @@ impl AccountStore for PgStore {
             ])
             .and_where(Expr::col(Users::Id).eq(user.0))
             .and_where(Expr::col(Users::DeletedAt).is_null())
+            .returning(Query::returning().columns(USER_COLUMNS))
             .to_owned();
-        if execute(&mut *tx, &close).await.map_err(db)? == 0 {
-            return Err(StoreError::NotFound);
-        }
+        // What it returns has no email any more: the user as events show it.
+        let closed: Option<UserRow> = fetch_optional(&mut *tx, &close).await.map_err(db)?;
+        let closed: User = closed.ok_or(StoreError::NotFound)?.try_into()?;
+        let event = Envelope::of_user(EventType::UserDeleted, &closed);
+        outbox::record(&mut tx, &self.channels, &[event]).await?;
         let revoked = revoke_sessions_of(&mut tx, user, None, now).await?;
         let blocks = Query::delete()
             .from_table(UserBlocks::Table)

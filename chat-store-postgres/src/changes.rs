@@ -2,12 +2,14 @@
 //! reactions do.
 
 use chat_core::domain::{Message, MessageEdit, MessageId, RoomId, Seq};
+use chat_core::outbox::{Envelope, EventType};
 use chat_core::StoreError;
 use sea_query::{Expr, Keyword, Query, SimpleExpr};
 use sqlx::{PgConnection, PgPool};
 
 use crate::error::db;
 use crate::messages::{in_room, insert_mentions, mentions_array, message_at};
+use crate::outbox::{self, Channels};
 use crate::query::{execute, fetch_optional};
 use crate::schema::{Mentions, Messages, Reactions, Rooms};
 use crate::search::indexed;
@@ -67,7 +69,11 @@ async fn delete_mentions(
 
 /// Replaces a live message's text, mentions and search words; see
 /// [`chat_core::ports::MessageStore::edit_message`].
-pub(crate) async fn edit(pool: &PgPool, edit: &MessageEdit) -> Result<Option<Message>, StoreError> {
+pub(crate) async fn edit(
+    pool: &PgPool,
+    channels: &Channels,
+    edit: &MessageEdit,
+) -> Result<Option<Message>, StoreError> {
     // Returning early drops the transaction, which rolls back whatever it had done.
     let mut tx = pool.begin().await.map_err(db)?;
     let Some(rev) = next_rev(&mut tx, edit.room_id).await? else {
@@ -88,6 +94,8 @@ pub(crate) async fn edit(pool: &PgPool, edit: &MessageEdit) -> Result<Option<Mes
     delete_mentions(&mut tx, edit.room_id, seq).await?;
     insert_mentions(&mut tx, edit.room_id, seq, &edit.mentions).await?;
     let message = message_at(&mut tx, edit.room_id, seq).await?;
+    let event = Envelope::of_message(EventType::MessageUpdated, &message);
+    outbox::record(&mut tx, channels, &[event]).await?;
     tx.commit().await.map_err(db)?;
     Ok(Some(message))
 }
@@ -95,6 +103,7 @@ pub(crate) async fn edit(pool: &PgPool, edit: &MessageEdit) -> Result<Option<Mes
 /// Makes a live message a tombstone; see [`chat_core::ports::MessageStore::delete_message`].
 pub(crate) async fn delete(
     pool: &PgPool,
+    channels: &Channels,
     room: RoomId,
     id: MessageId,
 ) -> Result<Option<Message>, StoreError> {
@@ -124,6 +133,8 @@ pub(crate) async fn delete(
         .to_owned();
     execute(&mut *tx, &reactions).await.map_err(db)?;
     let message = message_at(&mut tx, room, seq).await?;
+    let event = Envelope::of_message(EventType::MessageDeleted, &message);
+    outbox::record(&mut tx, channels, &[event]).await?;
     tx.commit().await.map_err(db)?;
     Ok(Some(message))
 }

@@ -29,6 +29,7 @@ mod messages;
 mod moderation;
 mod notifier;
 mod options;
+mod outbox;
 mod presence;
 mod query;
 mod reactions;

@@ -2,6 +2,7 @@
 //! [`crate::changes`], reactions in [`crate::reactions`], full-text search in [`crate::search`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chat_core::domain::{
@@ -9,6 +10,7 @@ use chat_core::domain::{
     Message, MessageEdit, MessageId, MessageKind, NewMessage, ReactionChange, ReactionEdit, Rev,
     RoomId, SearchQuery, Seq, ThreadSummary, UserId,
 };
+use chat_core::outbox::{Envelope, EventType};
 use chat_core::ports::{Hint, HintKind, MessageStore, NodeId};
 use chat_core::StoreError;
 use sea_query::{Asterisk, Expr, Func, JoinType, Order, Query, SelectStatement, SimpleExpr};
@@ -17,6 +19,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{corrupt, db};
+use crate::outbox::{self, Channels};
 use crate::query::{execute, fetch_all, fetch_optional};
 use crate::schema::{Derived, Memberships, Mentions, Messages, Rooms};
 use crate::store::PgStore;
@@ -255,6 +258,19 @@ pub(crate) async fn last_messages(
     Ok(messages.into_iter().map(|m| (m.room_id, m)).collect())
 }
 
+/// The room's message at `seq`, read in the caller's transaction.
+pub(crate) async fn message_at_seq(
+    conn: &mut PgConnection,
+    room: RoomId,
+    seq: Seq,
+) -> Result<Option<Message>, StoreError> {
+    let q = select_messages()
+        .and_where(in_room(room))
+        .and_where(Expr::col((Messages::Table, Messages::Seq)).eq(seq.0))
+        .to_owned();
+    Ok(fetch_messages(conn, &q).await?.pop())
+}
+
 /// Appends a batch of messages in one transaction: one commit, one WAL flush, however many
 /// messages waited (see [`chat_core::batch`]). Each message runs in a savepoint of its own, so
 /// one that fails (its room or upload is gone) stores nothing and leaves the others in; when
@@ -264,10 +280,11 @@ pub(crate) async fn last_messages(
 pub(crate) async fn append_batch(
     pool: PgPool,
     hints_as: Option<NodeId>,
+    channels: Arc<Channels>,
     batch: Vec<NewMessage>,
 ) -> Vec<Result<Appended, StoreError>> {
     let count = batch.len();
-    match append_all(&pool, hints_as, &batch).await {
+    match append_all(&pool, hints_as, &channels, &batch).await {
         Ok(results) => results,
         Err(e) => {
             let reason = e.to_string();
@@ -281,12 +298,13 @@ pub(crate) async fn append_batch(
 async fn append_all(
     pool: &PgPool,
     hints_as: Option<NodeId>,
+    channels: &Channels,
     batch: &[NewMessage],
 ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
     if let [message] = batch {
         // Alone, the transaction is the message's own: no savepoint round trips.
         let mut tx = pool.begin().await.map_err(db)?;
-        let result = append(&mut tx, message).await;
+        let result = append(&mut tx, channels, message).await;
         match &result {
             Ok(appended) if appended.created => {
                 let hint = hints_as.map(|node| hint(node, appended));
@@ -306,7 +324,7 @@ async fn append_all(
     for i in order {
         let message = &batch[i];
         let mut savepoint = sqlx::Connection::begin(&mut *tx).await.map_err(db)?;
-        let result = append(&mut savepoint, message).await;
+        let result = append(&mut savepoint, channels, message).await;
         match &result {
             Ok(appended) if appended.created => {
                 savepoint.commit().await.map_err(db)?;
@@ -349,7 +367,11 @@ async fn notify(conn: &mut PgConnection, hints: &[Hint]) -> Result<(), StoreErro
 
 /// Appends one message inside the caller's transaction; a repeated `client_id` returns the
 /// original (the caller rolls back what this did) and stores nothing.
-async fn append(conn: &mut PgConnection, message: &NewMessage) -> Result<Appended, StoreError> {
+async fn append(
+    conn: &mut PgConnection,
+    channels: &Channels,
+    message: &NewMessage,
+) -> Result<Appended, StoreError> {
     // Taking the room's next position first locks its row until commit: every other append
     // to the room, from any node, waits here, so seqs are handed out one at a time and
     // without gaps, and what this transaction reads next includes every earlier append.
@@ -451,26 +473,29 @@ async fn append(conn: &mut PgConnection, message: &NewMessage) -> Result<Appende
         .to_owned();
     execute(&mut *conn, &watermarks).await.map_err(db)?;
 
+    let created = Message {
+        id: message.id,
+        room_id: message.room_id,
+        seq: Seq(seq),
+        rev: Rev(rev),
+        sender_id: message.sender_id,
+        kind: message.kind,
+        body: message.body.as_ref().map(|b| b.as_str().to_owned()),
+        attachment,
+        reply_to: message.reply_to,
+        thread_id: message.thread_id,
+        thread: None,
+        mentions: message.mentions.clone(),
+        client_id: message.client_id.clone(),
+        created_at,
+        edited_at: None,
+        deleted: false,
+        reactions: Vec::new(),
+    };
+    let event = Envelope::of_message(EventType::MessageCreated, &created);
+    outbox::record(conn, channels, &[event]).await?;
     Ok(Appended {
-        message: Message {
-            id: message.id,
-            room_id: message.room_id,
-            seq: Seq(seq),
-            rev: Rev(rev),
-            sender_id: message.sender_id,
-            kind: message.kind,
-            body: message.body.as_ref().map(|b| b.as_str().to_owned()),
-            attachment,
-            reply_to: message.reply_to,
-            thread_id: message.thread_id,
-            thread: None,
-            mentions: message.mentions.clone(),
-            client_id: message.client_id.clone(),
-            created_at,
-            edited_at: None,
-            deleted: false,
-            reactions: Vec::new(),
-        },
+        message: created,
         created: true,
     })
 }
@@ -590,7 +615,7 @@ impl MessageStore for PgStore {
 
     #[tracing::instrument(name = "db.message.edit", skip_all, err)]
     async fn edit_message(&self, edit: &MessageEdit) -> Result<Option<Message>, StoreError> {
-        changes::edit(&self.pool, edit).await
+        changes::edit(&self.pool, &self.channels, edit).await
     }
 
     #[tracing::instrument(name = "db.message.delete", skip_all, err)]
@@ -599,7 +624,7 @@ impl MessageStore for PgStore {
         room: RoomId,
         id: MessageId,
     ) -> Result<Option<Message>, StoreError> {
-        changes::delete(&self.pool, room, id).await
+        changes::delete(&self.pool, &self.channels, room, id).await
     }
 
     #[tracing::instrument(name = "db.message.react", skip_all, err)]
@@ -607,7 +632,7 @@ impl MessageStore for PgStore {
         &self,
         edit: &ReactionEdit,
     ) -> Result<Option<ReactionChange>, StoreError> {
-        reactions::set(&self.pool, edit).await
+        reactions::set(&self.pool, &self.channels, edit).await
     }
 
     #[tracing::instrument(name = "db.message.reactions_by", skip_all, err)]

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chat_core::domain::{from_micros, Ban, Block, Cursor, RoomId, User, UserId};
+use chat_core::outbox::{Envelope, EventType};
 use chat_core::ports::ModerationStore;
 use chat_core::StoreError;
 use sea_query::{Expr, LockType, OnConflict, Order, Query};
@@ -9,7 +10,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::db;
+use crate::outbox;
 use crate::query::{execute, fetch_all, fetch_optional};
+use crate::rooms::members_in;
 use crate::schema::{Memberships, RoomBans, Rooms, UserBlocks, Users};
 use crate::store::PgStore;
 use crate::users::{UserRow, USER_COLUMNS};
@@ -198,6 +201,11 @@ impl ModerationStore for PgStore {
             )
             .to_owned();
         execute(&mut *tx, &insert).await.map_err(db)?;
+        let leaving = if self.channels.enabled() {
+            members_in(&mut tx, room, &[user]).await?
+        } else {
+            Vec::new()
+        };
         let delete = Query::delete()
             .from_table(Memberships::Table)
             .and_where(Expr::col(Memberships::RoomId).eq(room.0))
@@ -215,6 +223,11 @@ impl ModerationStore for PgStore {
             .to_owned();
         let left: Option<(i64,)> = fetch_optional(&mut *tx, &count).await.map_err(db)?;
         let (left,) = left.ok_or(StoreError::NotFound)?;
+        let events: Vec<Envelope> = leaving
+            .iter()
+            .map(|m| Envelope::of_member(EventType::MemberLeft, m))
+            .collect();
+        outbox::record(&mut tx, &self.channels, &events).await?;
         tx.commit().await.map_err(db)?;
         Ok(Some(left))
     }

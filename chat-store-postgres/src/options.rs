@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Tuning for [`crate::PgStore`]'s connection pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PgOptions {
     /// The most connections open at once.
     pub max_connections: u32,
@@ -20,6 +20,10 @@ pub struct PgOptions {
     /// How many transactions of new messages run at once, each for its own share of the rooms
     /// (each holds a connection while it commits).
     pub append_shards: usize,
+    /// The outbox channels domain events are recorded for, one row per event and channel
+    /// (the [`EventSink::channel`](chat_core::ports::EventSink::channel)s of the engine's
+    /// sinks); none: no events are recorded.
+    pub event_channels: Vec<String>,
 }
 
 impl Default for PgOptions {
@@ -31,6 +35,7 @@ impl Default for PgOptions {
             statement_timeout: Some(Duration::from_secs(30)),
             max_append_batch: 256,
             append_shards: 4,
+            event_channels: Vec::new(),
         }
     }
 }

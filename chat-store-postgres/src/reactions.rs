@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use chat_core::domain::{
     Emoji, Message, Reaction, ReactionChange, ReactionEdit, RoomId, Seq, UserId,
 };
+use chat_core::outbox::Envelope;
 use chat_core::StoreError;
 use sea_query::{Asterisk, Expr, Func, OnConflict, Order, Query, SimpleExpr};
 use sqlx::{PgConnection, PgPool};
@@ -13,6 +14,7 @@ use uuid::Uuid;
 use crate::changes::next_rev;
 use crate::error::{corrupt, db};
 use crate::messages::{in_room, message_at};
+use crate::outbox::{self, Channels};
 use crate::query::{execute, fetch_all, fetch_optional};
 use crate::schema::{Messages, Reactions};
 
@@ -72,6 +74,7 @@ pub(crate) async fn fill(
 /// [`chat_core::ports::MessageStore::set_reaction`].
 pub(crate) async fn set(
     pool: &PgPool,
+    channels: &Channels,
     edit: &ReactionEdit,
 ) -> Result<Option<ReactionChange>, StoreError> {
     let room = edit.room_id;
@@ -144,6 +147,8 @@ pub(crate) async fn set(
     }
     let message = message_at(&mut tx, room, Seq(seq)).await?;
     if changed {
+        let event = Envelope::of_reaction(edit, &message);
+        outbox::record(&mut tx, channels, &[event]).await?;
         tx.commit().await.map_err(db)?;
     } else {
         // Nothing changed: rolling back gives the rev taken above back to the room.

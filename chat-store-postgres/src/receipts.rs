@@ -1,7 +1,8 @@
 //! Receipts: each member's read and delivered watermarks, and the unread counts they leave.
 
 use async_trait::async_trait;
-use chat_core::domain::{RoomId, Seq, UserId};
+use chat_core::domain::{micros, RoomId, Seq, UserId};
+use chat_core::outbox::Envelope;
 use chat_core::ports::{Receipt, ReceiptChange, ReceiptStore, UnreadCount};
 use chat_core::StoreError;
 use sea_query::{Expr, Func, LockType, Order, Query};
@@ -10,6 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::db;
+use crate::outbox;
 use crate::query::{fetch_all, fetch_optional};
 use crate::rooms::{my_rooms, unread};
 use crate::schema::{Derived, Memberships, Rooms};
@@ -145,6 +147,13 @@ impl ReceiptStore for PgStore {
         // Returning early drops the transaction, which rolls back whatever it had done.
         let mut tx = self.pool.begin().await.map_err(db)?;
         let change = advance(&mut tx, room, user, seq, Some(now)).await?;
+        // Only a moved read watermark stamps `read_at` with `now`.
+        let stamped =
+            |c: &&ReceiptChange| c.changed && c.receipt.read_at.map(micros) == Some(micros(now));
+        if let Some(change) = change.as_ref().filter(stamped) {
+            let event = Envelope::of_read(room, user, change.receipt.read_seq);
+            outbox::record(&mut tx, &self.channels, &[event]).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(change)
     }

@@ -215,3 +215,22 @@ pub(crate) enum UserBlocks {
     BlockedId,
     BlockedAt,
 }
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Outbox {
+    Table,
+    Position,
+    Channel,
+    EventId,
+    Kind,
+    Body,
+    Attempts,
+    DoneAt,
+    Dead,
+}
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum OutboxTurns {
+    Table,
+    Channel,
+}

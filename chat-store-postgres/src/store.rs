@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::error::db;
 use crate::messages;
 use crate::options::PgOptions;
+use crate::outbox::Channels;
 
 /// A [`chat_core::ports::Store`] on a PostgreSQL database, shareable by many server nodes.
 ///
@@ -31,6 +32,7 @@ pub struct PgStore {
     /// different rooms commit in parallel while each room's keep their order.
     appenders: Arc<[Appender]>,
     options: PgOptions,
+    pub(crate) channels: Arc<Channels>,
     /// The database of a temporary store, dropped with the last clone. Declared after `pool`, so
     /// that the store's own handle on the pool is released first.
     temporary: Option<Arc<TemporaryDatabase>>,
@@ -93,11 +95,13 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(StoreError::backend)?;
-        let appenders = appenders(&pool, None, options);
+        let channels = Arc::new(Channels::new(options.event_channels.clone()));
+        let appenders = appenders(&pool, None, &options, &channels);
         Ok(PgStore {
             pool,
             appenders,
             options,
+            channels,
             temporary: None,
         })
     }
@@ -105,7 +109,7 @@ impl PgStore {
     /// Makes every append NOTIFY its hint, as `node`, inside its own transaction (see
     /// [`crate::connect_node`]).
     pub(crate) fn hint_appends_as(&mut self, node: NodeId) {
-        self.appenders = appenders(&self.pool, Some(node), self.options);
+        self.appenders = appenders(&self.pool, Some(node), &self.options, &self.channels);
     }
 
     /// The batcher that appends to `room`.
@@ -117,12 +121,18 @@ impl PgStore {
 
 pub(crate) type Appender = Batcher<NewMessage, Result<Appended, StoreError>>;
 
-fn appenders(pool: &PgPool, hints_as: Option<NodeId>, options: PgOptions) -> Arc<[Appender]> {
+fn appenders(
+    pool: &PgPool,
+    hints_as: Option<NodeId>,
+    options: &PgOptions,
+    channels: &Arc<Channels>,
+) -> Arc<[Appender]> {
     (0..options.append_shards.max(1))
         .map(|_| {
             let pool = pool.clone();
+            let channels = channels.clone();
             Batcher::spawn(options.max_append_batch, move |batch| {
-                messages::append_batch(pool.clone(), hints_as, batch)
+                messages::append_batch(pool.clone(), hints_as, channels.clone(), batch)
             })
         })
         .collect()

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chat_core::domain::{
     Credentials, DisplayName, Email, ExternalId, User, UserId, UserPatch, Username,
 };
+use chat_core::outbox::{Envelope, EventType};
 use chat_core::ports::UserStore;
 use chat_core::StoreError;
 use sea_query::{Expr, InsertStatement, OnConflict, Query, SelectStatement, SimpleExpr};
@@ -11,6 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{corrupt, db};
+use crate::outbox;
 use crate::query::{execute, fetch_all, fetch_optional, like_literal};
 use crate::schema::{ExternalUsers, Users};
 use crate::store::PgStore;
@@ -128,8 +130,15 @@ impl UserStore for PgStore {
     async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
         // One statement: the unique keys decide, and the violated one names the conflict.
         let insert = insert_user(user, password_hash)?;
-        execute(&self.pool, &insert).await.map_err(db)?;
-        Ok(())
+        if !self.channels.enabled() {
+            execute(&self.pool, &insert).await.map_err(db)?;
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        execute(&mut *tx, &insert).await.map_err(db)?;
+        let event = Envelope::of_user(EventType::UserCreated, user);
+        outbox::record(&mut tx, &self.channels, &[event]).await?;
+        tx.commit().await.map_err(db)
     }
 
     #[tracing::instrument(name = "db.user.search", skip_all, err)]
@@ -211,7 +220,13 @@ impl UserStore for PgStore {
                 .and_where(Expr::col(Users::DeletedAt).is_null())
                 .returning(Query::returning().columns(USER_COLUMNS))
                 .to_owned();
-            fetch_optional(&self.pool, &update).await.map_err(db)?
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let row: Option<UserRow> = fetch_optional(&mut *tx, &update).await.map_err(db)?;
+            let user: User = row.ok_or(StoreError::NotFound)?.try_into()?;
+            let event = Envelope::of_user(EventType::UserUpdated, &user);
+            outbox::record(&mut tx, &self.channels, &[event]).await?;
+            tx.commit().await.map_err(db)?;
+            return Ok(user);
         };
         row.ok_or(StoreError::NotFound)?.try_into()
     }
@@ -267,6 +282,8 @@ impl UserStore for PgStore {
             .to_owned();
         let linked: Option<(Uuid,)> = fetch_optional(&mut *tx, &link).await.map_err(db)?;
         if linked.is_some() {
+            let event = Envelope::of_user(EventType::UserCreated, user);
+            outbox::record(&mut tx, &self.channels, &[event]).await?;
             tx.commit().await.map_err(db)?;
             return Ok(user.clone());
         }

@@ -18,4 +18,16 @@ async fn make_store() -> Option<Arc<dyn Store>> {
     Some(Arc::new(store))
 }
 
+async fn make_recording_store(channels: Vec<String>) -> Option<Arc<dyn Store>> {
+    let url = std::env::var("CHAT_TEST_POSTGRES_URL").ok()?;
+    let options = PgOptions {
+        event_channels: channels,
+        ..PgOptions::default()
+    };
+    let store = PgStore::open_temporary(&url, options)
+        .await
+        .expect("temporary database");
+    Some(Arc::new(store))
+}
+
 chat_core::store_conformance_tests!();

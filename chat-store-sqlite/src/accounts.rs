@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chat_core::domain::{micros, MessageId, RoomId, SessionId, UploadId, UserId};
+use chat_core::outbox::{Envelope, EventType};
 use chat_core::ports::AccountStore;
 use chat_core::StoreError;
 use sea_query::{Expr, Order, Query};
@@ -9,10 +10,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::db;
+use crate::outbox;
 use crate::query::{execute, fetch_all};
 use crate::schema::{Messages, RoomBans, Uploads, UserBlocks, Users};
 use crate::sessions::revoke_sessions_of;
 use crate::store::SqliteStore;
+use crate::users::user_in;
 
 #[async_trait]
 impl AccountStore for SqliteStore {
@@ -23,6 +26,7 @@ impl AccountStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Vec<SessionId>, StoreError> {
         let mut tx = self.write().await?;
+        let closing = user_in(&mut tx, user).await?.ok_or(StoreError::NotFound)?;
         // The email is free at once; the username only after its quarantine.
         let close = Query::update()
             .table(Users::Table)
@@ -39,6 +43,8 @@ impl AccountStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         let revoked = revoke_sessions_of(&mut tx, user, None, now).await?;
+        let event = Envelope::of_user(EventType::UserDeleted, &closing);
+        outbox::record(&mut tx, &self.channels, &[event]).await?;
         let blocks = Query::delete()
             .from_table(UserBlocks::Table)
             .cond_where(

@@ -10,18 +10,21 @@
 //! each in a savepoint, so the failure stays with the message that caused it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chat_core::domain::search::index_text;
 use chat_core::domain::{
     from_micros, micros, Appended, Attachment, Message, NewMessage, Rev, RoomId, Seq, Upload,
     UserId,
 };
+use chat_core::outbox::{Envelope, EventType};
 use chat_core::StoreError;
 use sea_query::{CaseStatement, Cond, Expr, Func, OnConflict, Query, SimpleExpr};
 use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::error::db;
 use crate::messages::{encode_mentions, read_messages, select_messages};
+use crate::outbox::{self, Channels};
 use crate::query::{execute, fetch_all};
 use crate::schema::{Memberships, Mentions, MessageWords, Messages, Rooms};
 use crate::uploads;
@@ -33,10 +36,14 @@ type Outcome = Result<Appended, StoreError>;
 
 /// Appends a batch; one result per message, in order. When the transaction itself fails, every
 /// message fails and none was stored.
-pub(crate) async fn append_batch(writer: SqlitePool, batch: Vec<NewMessage>) -> Vec<Outcome> {
-    let written = match together(&writer, &batch).await {
+pub(crate) async fn append_batch(
+    writer: SqlitePool,
+    channels: Arc<Channels>,
+    batch: Vec<NewMessage>,
+) -> Vec<Outcome> {
+    let written = match together(&writer, &channels, &batch).await {
         Ok(Some(results)) => Ok(results),
-        Ok(None) | Err(_) => one_by_one(&writer, &batch).await,
+        Ok(None) | Err(_) => one_by_one(&writer, &channels, &batch).await,
     };
     written.unwrap_or_else(|e| {
         let reason = e.to_string();
@@ -50,10 +57,11 @@ pub(crate) async fn append_batch(writer: SqlitePool, batch: Vec<NewMessage>) -> 
 /// The batch in one transaction and a few statements; `None` when it has to go one by one.
 async fn together(
     writer: &SqlitePool,
+    channels: &Channels,
     batch: &[NewMessage],
 ) -> Result<Option<Vec<Outcome>>, StoreError> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    let Some(results) = write_together(&mut tx, batch).await? else {
+    let Some(results) = write_together(&mut tx, channels, batch).await? else {
         return Ok(None);
     };
     tx.commit().await.map_err(db)?;
@@ -77,6 +85,7 @@ type RepeatKey<'a> = (RoomId, UserId, &'a str);
 
 async fn write_together(
     conn: &mut SqliteConnection,
+    channels: &Channels,
     batch: &[NewMessage],
 ) -> Result<Option<Vec<Outcome>>, StoreError> {
     let stored = stored_originals(conn, batch).await?;
@@ -125,9 +134,13 @@ async fn write_together(
     move_watermarks(conn, batch, &new).await?;
 
     let mut created: HashMap<usize, Message> = HashMap::new();
+    let mut events = Vec::with_capacity(new.len());
     for &(i, seq, rev) in &new {
-        created.insert(i, new_message(&batch[i], seq, rev, attached[i].as_ref()));
+        let message = new_message(&batch[i], seq, rev, attached[i].as_ref());
+        events.push(Envelope::of_message(EventType::MessageCreated, &message));
+        created.insert(i, message);
     }
+    outbox::record(conn, channels, &events).await?;
     let results = fates
         .into_iter()
         .enumerate()
@@ -437,12 +450,16 @@ fn new_message(message: &NewMessage, seq: Seq, rev: Rev, upload: Option<&Upload>
 
 /// The batch in one transaction, each message in a savepoint of its own, so one that breaks a
 /// statement fails alone.
-async fn one_by_one(writer: &SqlitePool, batch: &[NewMessage]) -> Result<Vec<Outcome>, StoreError> {
+async fn one_by_one(
+    writer: &SqlitePool,
+    channels: &Channels,
+    batch: &[NewMessage],
+) -> Result<Vec<Outcome>, StoreError> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
     let mut results = Vec::with_capacity(batch.len());
     for message in batch {
         let mut savepoint = sqlx::Connection::begin(&mut *tx).await.map_err(db)?;
-        let result = append_one(&mut savepoint, message).await;
+        let result = append_one(&mut savepoint, channels, message).await;
         // Only a new message keeps what its savepoint did; a repeat or a failure wrote nothing
         // that should stay.
         if result.as_ref().is_ok_and(|a| a.created) {
@@ -458,7 +475,11 @@ async fn one_by_one(writer: &SqlitePool, batch: &[NewMessage]) -> Result<Vec<Out
 
 /// Appends one message inside the caller's transaction; a repeated `client_id` returns the
 /// original and writes nothing.
-async fn append_one(conn: &mut SqliteConnection, message: &NewMessage) -> Outcome {
+async fn append_one(
+    conn: &mut SqliteConnection,
+    channels: &Channels,
+    message: &NewMessage,
+) -> Outcome {
     if let Some(client_id) = &message.client_id {
         let q = select_messages()
             .and_where(Expr::col((Messages::Table, Messages::RoomId)).eq(message.room_id.0))
@@ -490,8 +511,11 @@ async fn append_one(conn: &mut SqliteConnection, message: &NewMessage) -> Outcom
     index_words(conn, batch, &position).await?;
     insert_all_mentions(conn, batch, &position).await?;
     move_watermarks(conn, batch, &position).await?;
+    let created = new_message(message, seq, rev, upload.as_ref());
+    let event = Envelope::of_message(EventType::MessageCreated, &created);
+    outbox::record(conn, channels, &[event]).await?;
     Ok(Appended {
-        message: new_message(message, seq, rev, upload.as_ref()),
+        message: created,
         created: true,
     })
 }
@@ -525,7 +549,7 @@ mod tests {
             text(two, alice, vec![alice]),
             text(one, alice, Vec::new()),
         ];
-        let results = append_batch(store.writer.clone(), batch).await;
+        let results = append_batch(store.writer.clone(), store.channels.clone(), batch).await;
         assert_eq!(seqs(&results), vec![Some(1), None, Some(1), Some(2)]);
         assert!(matches!(results[1], Err(StoreError::NotFound)));
         let stored = store.history(one, HistoryAnchor::Latest, 10).await.unwrap();
@@ -551,14 +575,19 @@ mod tests {
             m
         };
         let batch = vec![with_id(alice), with_id(alice), with_id(bob)];
-        let results = append_batch(store.writer.clone(), batch).await;
+        let results = append_batch(store.writer.clone(), store.channels.clone(), batch).await;
         let [first, repeat, bobs] =
             [&results[0], &results[1], &results[2]].map(|r| r.as_ref().unwrap());
         assert!(first.created && !repeat.created && bobs.created);
         assert_eq!(repeat.message, first.message);
         assert_eq!(bobs.message.seq, Seq(2));
         // A later batch finds the stored original.
-        let again = append_batch(store.writer.clone(), vec![with_id(alice)]).await;
+        let again = append_batch(
+            store.writer.clone(),
+            store.channels.clone(),
+            vec![with_id(alice)],
+        )
+        .await;
         let again = again[0].as_ref().unwrap();
         assert!(!again.created);
         assert_eq!(again.message, first.message);
@@ -575,7 +604,7 @@ mod tests {
         // Nothing checks ids before the INSERT: the multi-row statement fails for everyone.
         same_id.id = first.id;
         let batch = vec![first, same_id, text(room, alice, Vec::new())];
-        let results = append_batch(store.writer.clone(), batch).await;
+        let results = append_batch(store.writer.clone(), store.channels.clone(), batch).await;
         assert_eq!(seqs(&results), vec![Some(1), None, Some(2)]);
         let stored = store
             .history(room, HistoryAnchor::Latest, 10)
@@ -595,7 +624,12 @@ mod tests {
         with_missing_upload.attachment = Some(UploadId(Uuid::new_v4()));
         let mut retry = text(room, alice, Vec::new());
         retry.client_id = with_missing_upload.client_id.clone();
-        let results = append_batch(store.writer.clone(), vec![with_missing_upload, retry]).await;
+        let results = append_batch(
+            store.writer.clone(),
+            store.channels.clone(),
+            vec![with_missing_upload, retry],
+        )
+        .await;
         assert!(matches!(results[0], Err(StoreError::NotFound)));
         let retried = results[1].as_ref().unwrap();
         assert!(retried.created);

@@ -23,6 +23,7 @@ mod error;
 mod messages;
 mod moderation;
 mod options;
+mod outbox;
 mod presence;
 mod query;
 mod reactions;

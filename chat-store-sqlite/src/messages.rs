@@ -9,6 +9,7 @@ use chat_core::domain::{
     MessageEdit, MessageId, MessageKind, NewMessage, ReactionChange, ReactionEdit, Rev, RoomId,
     SearchQuery, Seq, ThreadSummary, UserId,
 };
+use chat_core::outbox::{Envelope, EventType};
 use chat_core::ports::MessageStore;
 use chat_core::StoreError;
 use sea_query::{Asterisk, Expr, Func, Order, Query, SelectStatement, SimpleExpr};
@@ -16,6 +17,7 @@ use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use crate::error::{corrupt, db};
+use crate::outbox;
 use crate::query::{execute, fetch_all, fetch_optional};
 use crate::reactions;
 use crate::schema::{Derived, Mentions, Messages, Rooms};
@@ -450,6 +452,8 @@ impl MessageStore for SqliteStore {
         insert_mentions(&mut tx, edit.room_id, live.seq, &edit.mentions).await?;
         search::index(&mut tx, edit.room_id, live.seq, edit.body.as_str()).await?;
         let message = message_at(&mut tx, edit.room_id, live.seq).await?;
+        let event = Envelope::of_message(EventType::MessageUpdated, &message);
+        outbox::record(&mut tx, &self.channels, &[event]).await?;
         tx.commit().await.map_err(db)?;
         Ok(Some(message))
     }
@@ -485,6 +489,8 @@ impl MessageStore for SqliteStore {
         reactions::clear(&mut tx, room, live.seq).await?;
         search::unindex(&mut tx, room, live.seq).await?;
         let tombstone = message_at(&mut tx, room, live.seq).await?;
+        let event = Envelope::of_message(EventType::MessageDeleted, &tombstone);
+        outbox::record(&mut tx, &self.channels, &[event]).await?;
         tx.commit().await.map_err(db)?;
         Ok(Some(tombstone))
     }
@@ -518,6 +524,8 @@ impl MessageStore for SqliteStore {
         }
         let message = message_at(&mut tx, edit.room_id, live.seq).await?;
         if changed {
+            let event = Envelope::of_reaction(edit, &message);
+            outbox::record(&mut tx, &self.channels, &[event]).await?;
             tx.commit().await.map_err(db)?;
         } else {
             tx.rollback().await.map_err(db)?;

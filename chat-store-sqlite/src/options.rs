@@ -24,7 +24,7 @@ impl From<Synchronous> for SqliteSynchronous {
 }
 
 /// Tuning for [`crate::SqliteStore`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SqliteOptions {
     /// The most read-only connections open at once (writes always use one connection).
     pub max_read_connections: u32,
@@ -35,6 +35,10 @@ pub struct SqliteOptions {
     /// The most new messages committed in one transaction (group commit); as many more wait
     /// for it, and senders beyond those wait for room.
     pub max_append_batch: usize,
+    /// The outbox channels domain events are recorded for, one row per event and channel
+    /// (the [`EventSink::channel`](chat_core::ports::EventSink::channel)s of the engine's
+    /// sinks); none: no events are recorded.
+    pub event_channels: Vec<String>,
 }
 
 impl Default for SqliteOptions {
@@ -44,6 +48,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             synchronous: Synchronous::Full,
             max_append_batch: 256,
+            event_channels: Vec::new(),
         }
     }
 }

@@ -8,6 +8,7 @@ use chat_core::domain::{
     RoomId, RoomKind, RoomListItem, RoomPatch, RoomPosition, Seq, SettingsPatch, UploadId, User,
     UserId, Visibility,
 };
+use chat_core::outbox::{Envelope, EventType};
 use chat_core::ports::{constraint, RoomStore};
 use chat_core::StoreError;
 use sea_query::{Asterisk, Expr, Func, Order, Query, SelectStatement, SimpleExpr};
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::error::{corrupt, db, db_on};
 use crate::messages::last_messages;
+use crate::outbox::{self, Channels};
 use crate::query::{execute, fetch_all, fetch_optional};
 use crate::schema::{Derived, Memberships, Mentions, Messages, RoomBans, Rooms, Uploads, Users};
 use crate::store::SqliteStore;
@@ -356,6 +358,87 @@ async fn insert_members(
     Ok(())
 }
 
+/// The room as the API shows it, read in the caller's transaction.
+pub(crate) async fn room_in(
+    conn: &mut SqliteConnection,
+    id: RoomId,
+) -> Result<Option<Room>, StoreError> {
+    let q = select_rooms()
+        .and_where(Expr::col((Rooms::Table, Rooms::Id)).eq(id.0))
+        .to_owned();
+    let row: Option<RoomRow> = fetch_optional(&mut *conn, &q).await.map_err(db)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut room = Room::try_from(row)?;
+    if room.last_seq > Seq::ZERO {
+        room.last_message = last_messages(conn, [room.id])
+            .await?
+            .remove(&room.id)
+            .map(Box::new);
+    }
+    Ok(Some(room))
+}
+
+/// The room's members, oldest first (joined at, then user id), closed accounts included.
+fn select_members(room: RoomId) -> SelectStatement {
+    let joined_at = (Memberships::Table, Memberships::JoinedAt);
+    let user_id = (Memberships::Table, Memberships::UserId);
+    Query::select()
+        .columns(USER_COLUMNS.map(|c| (Users::Table, c)))
+        .columns([
+            (Memberships::Table, Memberships::RoomId),
+            (Memberships::Table, Memberships::Role),
+            joined_at,
+        ])
+        .from(Memberships::Table)
+        .inner_join(
+            Users::Table,
+            Expr::col((Users::Table, Users::Id)).equals(user_id),
+        )
+        .and_where(Expr::col((Memberships::Table, Memberships::RoomId)).eq(room.0))
+        .order_by(joined_at, Order::Asc)
+        .order_by(user_id, Order::Asc)
+        .to_owned()
+}
+
+/// Those of `users` who are members of the room, oldest first, read in the caller's
+/// transaction.
+pub(crate) async fn members_in(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    users: &[UserId],
+) -> Result<Vec<Member>, StoreError> {
+    let q = select_members(room)
+        .and_where(
+            Expr::col((Memberships::Table, Memberships::UserId)).is_in(users.iter().map(|u| u.0)),
+        )
+        .to_owned();
+    let rows: Vec<MemberRow> = fetch_all(conn, &q).await.map_err(db)?;
+    rows.into_iter().map(Member::try_from).collect()
+}
+
+/// Records `room.created` and its first members' `member.joined` in the caller's transaction.
+async fn record_created(
+    conn: &mut SqliteConnection,
+    channels: &Channels,
+    room: RoomId,
+    members: &[(UserId, Role)],
+) -> Result<(), StoreError> {
+    if !channels.enabled() {
+        return Ok(());
+    }
+    let mut events = Vec::with_capacity(members.len() + 1);
+    if let Some(view) = room_in(&mut *conn, room).await? {
+        events.push(Envelope::of_room(EventType::RoomCreated, &view));
+    }
+    let users: Vec<UserId> = members.iter().map(|(u, _)| *u).collect();
+    for member in members_in(&mut *conn, room, &users).await? {
+        events.push(Envelope::of_member(EventType::MemberJoined, &member));
+    }
+    outbox::record(conn, channels, &events).await
+}
+
 async fn membership_exists(
     conn: &mut SqliteConnection,
     room: RoomId,
@@ -381,6 +464,7 @@ impl RoomStore for SqliteStore {
         let mut tx = self.write().await?;
         insert_room(&mut tx, room, None, members.len()).await?;
         insert_members(&mut tx, room.id, members, room.created_at, Seq::ZERO).await?;
+        record_created(&mut tx, &self.channels, room.id, members).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -411,30 +495,18 @@ impl RoomStore for SqliteStore {
         }
         insert_room(&mut tx, room, Some(key), members.len()).await?;
         insert_members(&mut tx, room.id, &members, room.created_at, Seq::ZERO).await?;
+        record_created(&mut tx, &self.channels, room.id, &members).await?;
         tx.commit().await.map_err(db)?;
         Ok((room.id, true))
     }
 
     #[tracing::instrument(name = "db.room.get", skip_all, err)]
     async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
-        let q = select_rooms()
-            .and_where(Expr::col((Rooms::Table, Rooms::Id)).eq(id.0))
-            .to_owned();
         // One snapshot, so the last message is the one `last_seq` names.
         let mut tx = self.read().await?;
-        let row: Option<RoomRow> = fetch_optional(&mut *tx, &q).await.map_err(db)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let mut room = Room::try_from(row)?;
-        if room.last_seq > Seq::ZERO {
-            room.last_message = last_messages(&mut tx, [room.id])
-                .await?
-                .remove(&room.id)
-                .map(Box::new);
-        }
+        let room = room_in(&mut tx, id).await?;
         tx.commit().await.map_err(db)?;
-        Ok(Some(room))
+        Ok(room)
     }
 
     #[tracing::instrument(name = "db.room.update", skip_all, err)]
@@ -453,17 +525,25 @@ impl RoomStore for SqliteStore {
         if let Some(visibility) = patch.visibility {
             values.push((Rooms::Visibility, visibility.as_str().into()));
         }
-        if !values.is_empty() {
-            let update = Query::update()
-                .table(Rooms::Table)
-                .values(values)
-                .and_where(Expr::col(Rooms::Id).eq(room.0))
-                .to_owned();
-            if execute(&self.writer, &update).await.map_err(db)? == 0 {
-                return Ok(None);
-            }
+        if values.is_empty() {
+            return self.room(room).await;
         }
-        self.room(room).await
+        let mut tx = self.write().await?;
+        let update = Query::update()
+            .table(Rooms::Table)
+            .values(values)
+            .and_where(Expr::col(Rooms::Id).eq(room.0))
+            .to_owned();
+        if execute(&mut *tx, &update).await.map_err(db)? == 0 {
+            return Ok(None);
+        }
+        let updated = room_in(&mut tx, room).await?;
+        if let Some(view) = &updated {
+            let event = Envelope::of_room(EventType::RoomUpdated, view);
+            outbox::record(&mut tx, &self.channels, &[event]).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(updated)
     }
 
     #[tracing::instrument(name = "db.room.public", skip_all, err)]
@@ -602,22 +682,8 @@ impl RoomStore for SqliteStore {
     ) -> Result<Vec<Member>, StoreError> {
         let joined_at = (Memberships::Table, Memberships::JoinedAt);
         let user_id = (Memberships::Table, Memberships::UserId);
-        let mut q = Query::select();
-        q.columns(USER_COLUMNS.map(|c| (Users::Table, c)))
-            .columns([
-                (Memberships::Table, Memberships::RoomId),
-                (Memberships::Table, Memberships::Role),
-                joined_at,
-            ])
-            .from(Memberships::Table)
-            .inner_join(
-                Users::Table,
-                Expr::col((Users::Table, Users::Id)).equals(user_id),
-            )
-            .and_where(Expr::col((Memberships::Table, Memberships::RoomId)).eq(room.0))
-            .order_by(joined_at, Order::Asc)
-            .order_by(user_id, Order::Asc)
-            .limit(u64::from(limit));
+        let mut q = select_members(room);
+        q.limit(u64::from(limit));
         if let Some(after) = after {
             q.and_where(
                 Expr::tuple([Expr::col(joined_at).into(), Expr::col(user_id).into()])
@@ -723,16 +789,16 @@ impl RoomStore for SqliteStore {
             });
         }
         insert_members(&mut tx, room, &[(user, role)], joined_at, Seq(last_seq)).await?;
+        let member = Member {
+            room_id: room,
+            user: member,
+            role,
+            joined_at,
+        };
+        let event = Envelope::of_member(EventType::MemberJoined, &member);
+        outbox::record(&mut tx, &self.channels, &[event]).await?;
         tx.commit().await.map_err(db)?;
-        Ok((
-            Member {
-                room_id: room,
-                user: member,
-                role,
-                joined_at,
-            },
-            Seq(last_seq),
-        ))
+        Ok((member, Seq(last_seq)))
     }
 
     #[tracing::instrument(name = "db.membership.remove", skip_all, err)]
@@ -744,6 +810,12 @@ impl RoomStore for SqliteStore {
     ) -> Result<i64, StoreError> {
         // Returning early drops the transaction, which rolls back whatever it had done.
         let mut tx = self.write().await?;
+        let mut events = Vec::new();
+        if self.channels.enabled() {
+            for member in members_in(&mut tx, room, &[user]).await? {
+                events.push(Envelope::of_member(EventType::MemberLeft, &member));
+            }
+        }
         let mut delete = Query::delete();
         delete.from_table(Memberships::Table);
         for key in membership_key(room, user) {
@@ -763,7 +835,13 @@ impl RoomStore for SqliteStore {
             if execute(&mut *tx, &update).await.map_err(db)? == 0 {
                 return Err(StoreError::NotFound);
             }
+            if self.channels.enabled() {
+                for member in members_in(&mut tx, room, &[heir]).await? {
+                    events.push(Envelope::of_member(EventType::MemberUpdated, &member));
+                }
+            }
         }
+        outbox::record(&mut tx, &self.channels, &events).await?;
         let count = Query::update()
             .table(Rooms::Table)
             .value(Rooms::MemberCount, Expr::col(Rooms::MemberCount).sub(1))
@@ -791,6 +869,15 @@ impl RoomStore for SqliteStore {
             if execute(&mut *tx, &update).await.map_err(db)? == 0 {
                 return Err(StoreError::NotFound);
             }
+        }
+        if self.channels.enabled() {
+            let users: Vec<UserId> = roles.iter().map(|(u, _)| *u).collect();
+            let events: Vec<Envelope> = members_in(&mut tx, room, &users)
+                .await?
+                .iter()
+                .map(|m| Envelope::of_member(EventType::MemberUpdated, m))
+                .collect();
+            outbox::record(&mut tx, &self.channels, &events).await?;
         }
         tx.commit().await.map_err(db)?;
         Ok(())
@@ -829,13 +916,25 @@ impl RoomStore for SqliteStore {
 
     #[tracing::instrument(name = "db.room.delete_if_empty", skip_all, err)]
     async fn delete_room_if_empty(&self, room: RoomId) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let gone = if self.channels.enabled() {
+            room_in(&mut tx, room).await?
+        } else {
+            None
+        };
         // One statement decides and deletes; the cascade takes the messages along.
         let delete = Query::delete()
             .from_table(Rooms::Table)
             .and_where(Expr::col(Rooms::Id).eq(room.0))
             .and_where(Expr::col(Rooms::MemberCount).eq(0))
             .to_owned();
-        Ok(execute(&self.writer, &delete).await.map_err(db)? > 0)
+        let deleted = execute(&mut *tx, &delete).await.map_err(db)? > 0;
+        if let Some(view) = gone.filter(|_| deleted) {
+            let event = Envelope::of_room(EventType::RoomDeleted, &view);
+            outbox::record(&mut tx, &self.channels, &[event]).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(deleted)
     }
 
     #[tracing::instrument(name = "db.room.delete", skip_all, err)]
@@ -851,6 +950,12 @@ impl RoomStore for SqliteStore {
             .and_where(Expr::col(Messages::Deleted).eq(false))
             .to_owned();
         let carried: Vec<(Uuid,)> = fetch_all(&mut *tx, &carried).await.map_err(db)?;
+        if self.channels.enabled() {
+            if let Some(view) = room_in(&mut tx, room).await? {
+                let event = Envelope::of_room(EventType::RoomDeleted, &view);
+                outbox::record(&mut tx, &self.channels, &[event]).await?;
+            }
+        }
         // The cascades take the memberships, messages, mentions, reactions and bans along.
         let delete = Query::delete()
             .from_table(Rooms::Table)

@@ -213,3 +213,16 @@ pub(crate) enum UserBlocks {
     BlockedId,
     BlockedAt,
 }
+
+#[derive(Clone, Copy, Debug, Iden)]
+pub(crate) enum Outbox {
+    Table,
+    Position,
+    Channel,
+    EventId,
+    Kind,
+    Body,
+    Attempts,
+    DoneAt,
+    Dead,
+}

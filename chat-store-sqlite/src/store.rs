@@ -13,6 +13,7 @@ use sqlx::{Sqlite, Transaction};
 use crate::appends;
 use crate::error::db;
 use crate::options::SqliteOptions;
+use crate::outbox::Channels;
 use crate::search;
 
 /// A [`chat_core::ports::Store`] on one SQLite file.
@@ -28,6 +29,7 @@ pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
     pub(crate) appender: Batcher<NewMessage, Result<Appended, StoreError>>,
+    pub(crate) channels: Arc<Channels>,
     /// The directory of a temporary store, removed when the last clone is dropped.
     temporary: Option<Arc<tempfile::TempDir>>,
 }
@@ -101,14 +103,17 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(db)?;
+        let channels = Arc::new(Channels::new(options.event_channels));
         let appender = Batcher::spawn(options.max_append_batch, {
             let writer = writer.clone();
-            move |batch| appends::append_batch(writer.clone(), batch)
+            let channels = channels.clone();
+            move |batch| appends::append_batch(writer.clone(), channels.clone(), batch)
         });
         let store = SqliteStore {
             writer,
             reader,
             appender,
+            channels,
             temporary: None,
         };
         // Part of bringing the schema up to date: the search index of a database from before it.

@@ -5,6 +5,7 @@ use chat_core::domain::{
     from_micros, micros, Credentials, DisplayName, Email, ExternalId, User, UserId, UserPatch,
     Username,
 };
+use chat_core::outbox::{Envelope, EventType};
 use chat_core::ports::{constraint, UserStore};
 use chat_core::StoreError;
 use sea_query::{Expr, InsertStatement, Query, SelectStatement, SimpleExpr};
@@ -12,6 +13,7 @@ use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use crate::error::{corrupt, db, db_on};
+use crate::outbox;
 use crate::query::{execute, fetch_all, fetch_optional, like_literal};
 use crate::schema::{ExternalUsers, Users};
 use crate::store::SqliteStore;
@@ -78,6 +80,18 @@ fn select_users() -> SelectStatement {
         .from(Users::Table)
         .and_where(Expr::col((Users::Table, Users::DeletedAt)).is_null())
         .to_owned()
+}
+
+/// The open account with this id, read in the caller's transaction.
+pub(crate) async fn user_in(
+    conn: &mut SqliteConnection,
+    id: UserId,
+) -> Result<Option<User>, StoreError> {
+    let q = select_users()
+        .and_where(Expr::col(Users::Id).eq(id.0))
+        .to_owned();
+    let row: Option<UserRow> = fetch_optional(conn, &q).await.map_err(db)?;
+    row.map(User::try_from).transpose()
 }
 
 /// The id of a user other than `except` whose `column` equals `key`.
@@ -172,6 +186,8 @@ impl UserStore for SqliteStore {
         execute(&mut *tx, &insert)
             .await
             .map_err(db_on(constraint::USERNAME))?;
+        let event = Envelope::of_user(EventType::UserCreated, user);
+        outbox::record(&mut tx, &self.channels, &[event]).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -270,6 +286,8 @@ impl UserStore for SqliteStore {
             .await
             .map_err(db_on(constraint::EMAIL))?;
         let user = row.ok_or(StoreError::NotFound)?.try_into()?;
+        let event = Envelope::of_user(EventType::UserUpdated, &user);
+        outbox::record(&mut tx, &self.channels, &[event]).await?;
         tx.commit().await.map_err(db)?;
         Ok(user)
     }
@@ -321,6 +339,8 @@ impl UserStore for SqliteStore {
             .map_err(StoreError::backend)?
             .to_owned();
         execute(&mut *tx, &link).await.map_err(db)?;
+        let event = Envelope::of_user(EventType::UserCreated, user);
+        outbox::record(&mut tx, &self.channels, &[event]).await?;
         tx.commit().await.map_err(db)?;
         Ok(user.clone())
     }

@@ -13,4 +13,16 @@ async fn make_store() -> Arc<dyn Store> {
     Arc::new(store)
 }
 
+async fn make_recording_store(channels: Vec<String>) -> Arc<dyn Store> {
+    let options = SqliteOptions {
+        event_channels: channels,
+        ..SqliteOptions::default()
+    };
+    Arc::new(
+        SqliteStore::open_temporary(options)
+            .await
+            .expect("open store"),
+    )
+}
+
 chat_core::store_conformance_tests!();

@@ -12,6 +12,7 @@ mod messages;
 mod moderation;
 mod presence;
 mod receipts;
+mod relay;
 mod roles;
 mod rooms;
 mod sessions;
@@ -28,7 +29,7 @@ use crate::error::ChatError;
 use crate::events::Event;
 use crate::hub::Hub;
 use crate::notify::InProcessNotifier;
-use crate::ports::{BlobStore, Hint, HintKind, NodeId, Notifier, Store};
+use crate::ports::{BlobStore, EventSink, Hint, HintKind, NodeId, Notifier, Store};
 use crate::rate::{Limiter, Rate};
 
 pub use accounts::{LoginResult, Register, UpdateMe, UserPage, WsTicket, WS_TICKET_SECS};
@@ -43,6 +44,7 @@ pub use presence::{
 pub use receipts::{
     DeliveredState, MarkSeq, ReadState, ReceiptPage, RoomUnread, UnreadSummary, MAX_RECEIPT_ROOM,
 };
+pub use relay::{RelayStats, PRUNE_EVERY};
 pub use roles::ChangeRole;
 pub use rooms::{
     AddMember, CreateRoom, DirectRoom, MemberPage, PublicRoomPage, RoomPage, RoomSettings,
@@ -89,6 +91,11 @@ pub struct Limits {
     /// How long the username of a deleted account stays taken, in seconds, so nobody can pass
     /// for its owner at once.
     pub username_quarantine_secs: i64,
+    /// How long a relay waits before looking at the outbox again when nothing was pending,
+    /// in milliseconds (the latency of domain events).
+    pub outbox_poll_ms: u64,
+    /// How long sent domain events stay in the outbox, in seconds.
+    pub outbox_retention_secs: i64,
     /// Different reactions one message takes (Discord's limit; enough for any real use, and it
     /// bounds the `reactions` of every message read).
     pub max_reaction_kinds: usize,
@@ -116,6 +123,8 @@ impl Default for Limits {
             unattached_upload_secs: 24 * 3600,
             upload_link_secs: 300,
             username_quarantine_secs: 30 * 24 * 3600,
+            outbox_poll_ms: 200,
+            outbox_retention_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -143,6 +152,7 @@ struct Inner {
     sends: Option<Limiter<UserId>>,
     failed_logins: Option<Limiter<accounts::LoginKey>>,
     live_sessions: sessions::LiveSessions,
+    relay_stats: relay::RelayStats,
 }
 
 /// Builds a [`ChatEngine`] from its ports; everything but the store has a default.
@@ -157,6 +167,7 @@ pub struct ChatEngineBuilder {
     host_tokens: Option<HostTokens>,
     limits: Limits,
     node: Option<NodeId>,
+    sinks: Vec<Arc<dyn EventSink>>,
 }
 
 impl ChatEngineBuilder {
@@ -203,6 +214,13 @@ impl ChatEngineBuilder {
     /// provisioned on first use.
     pub fn host_tokens(mut self, host_tokens: HostTokens) -> Self {
         self.host_tokens = Some(host_tokens);
+        self
+    }
+
+    /// Where domain events go (default: nowhere). Each sink relays its own outbox channel,
+    /// so the store must record events for each sink's [`EventSink::channel`].
+    pub fn event_sinks(mut self, sinks: Vec<Arc<dyn EventSink>>) -> Self {
+        self.sinks = sinks;
         self
     }
 
@@ -254,6 +272,7 @@ impl ChatEngineBuilder {
                 sends,
                 failed_logins,
                 live_sessions: sessions::LiveSessions::new(session_trust),
+                relay_stats: relay::RelayStats::default(),
             }),
         };
         bus::spawn(Arc::downgrade(&engine.inner), bus);
@@ -261,6 +280,12 @@ impl ChatEngineBuilder {
         presence::spawn_heartbeat(Arc::downgrade(&engine.inner));
         uploads::spawn_collector(Arc::downgrade(&engine.inner));
         deletion::spawn_purger(Arc::downgrade(&engine.inner));
+        if !self.sinks.is_empty() {
+            relay::spawn_pruner(Arc::downgrade(&engine.inner));
+        }
+        for sink in self.sinks {
+            relay::spawn_relay(Arc::downgrade(&engine.inner), sink);
+        }
         Ok(engine)
     }
 }
@@ -278,12 +303,18 @@ impl ChatEngine {
             host_tokens: None,
             limits: Limits::default(),
             node: None,
+            sinks: Vec::new(),
         }
     }
 
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// What the event relays did (for metrics).
+    pub fn relay_stats(&self) -> &RelayStats {
+        &self.inner.relay_stats
     }
 
     /// The node-local hub (for metrics).

@@ -13,7 +13,8 @@ use crate::domain::{
 };
 use crate::error::StoreError;
 use crate::ports::{
-    AccountStore, ModerationStore, PresenceStore, ReceiptStore, TicketStore, UploadStore,
+    AccountStore, ModerationStore, OutboxStore, PresenceStore, ReceiptStore, TicketStore,
+    UploadStore,
 };
 
 /// The names of the unique keys a store reports in [`StoreError::Conflict`].
@@ -318,6 +319,7 @@ pub trait Store:
     + UploadStore
     + TicketStore
     + ModerationStore
+    + OutboxStore
 {
     /// Answers when the backend is reachable (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;

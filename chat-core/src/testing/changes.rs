@@ -19,7 +19,7 @@ async fn get(store: &Arc<dyn Store>, room: RoomId, id: MessageId) -> Message {
     store.message(room, id).await.unwrap().expect("message")
 }
 
-fn edit(room: RoomId, id: MessageId, body: &str, mentions: Vec<UserId>) -> MessageEdit {
+pub(super) fn edit(room: RoomId, id: MessageId, body: &str, mentions: Vec<UserId>) -> MessageEdit {
     MessageEdit {
         room_id: room,
         id,
@@ -29,7 +29,13 @@ fn edit(room: RoomId, id: MessageId, body: &str, mentions: Vec<UserId>) -> Messa
     }
 }
 
-fn react(room: RoomId, id: MessageId, user: UserId, emoji: &str, add: bool) -> ReactionEdit {
+pub(super) fn react(
+    room: RoomId,
+    id: MessageId,
+    user: UserId,
+    emoji: &str,
+    add: bool,
+) -> ReactionEdit {
     ReactionEdit {
         room_id: room,
         message_id: id,

@@ -2,6 +2,9 @@
 //!
 //! ```ignore
 //! async fn make_store() -> std::sync::Arc<dyn chat_core::ports::Store> { /* a fresh store */ }
+//! async fn make_recording_store(channels: Vec<String>) -> std::sync::Arc<dyn chat_core::ports::Store> {
+//!     /* a fresh store recording domain events for these outbox channels */
+//! }
 //! chat_core::store_conformance_tests!();
 //! ```
 //!
@@ -26,15 +29,18 @@ use crate::ports::{constraint, AuthSession, NodeId, Rotation, Store};
 mod accounts;
 mod changes;
 mod moderation;
+mod outbox;
 mod uploads;
 pub use accounts::*;
 pub use changes::*;
 pub use moderation::*;
+pub use outbox::*;
 pub use uploads::*;
 
 /// Expands into one `#[tokio::test]` per conformance behaviour; needs an
 /// `async fn make_store()` in scope returning `Arc<dyn Store>` or `Option<Arc<dyn Store>>`
-/// (`None`: skip).
+/// (`None`: skip), and an `async fn make_recording_store(channels: Vec<String>)` returning the
+/// same for a store that records domain events for those outbox channels.
 #[macro_export]
 macro_rules! store_conformance_tests {
     () => {
@@ -110,8 +116,28 @@ macro_rules! store_conformance_tests {
             bans_end_the_membership_and_keep_the_user_out,
             a_join_racing_a_ban_never_leaves_a_banned_member,
             deleting_a_room_frees_the_uploads_only_it_carried,
+            without_channels_nothing_is_recorded,
             ping_answers,
         );
+        $crate::store_conformance_tests!(@recording
+            changes_record_their_events_for_every_channel,
+            outbox_turns_are_exclusive_and_delivered_events_stay_sent,
+            outbox_failures_count_attempts_and_give_up_at_the_limit,
+            outbox_pruning_keeps_pending_events,
+        );
+    };
+    (@recording $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let channels = $crate::testing::CHANNELS.map(String::from).to_vec();
+                let store: Option<std::sync::Arc<dyn $crate::ports::Store>> =
+                    make_recording_store(channels).await.into();
+                if let Some(store) = store {
+                    $crate::testing::$name(store).await;
+                }
+            }
+        )*
     };
     (@each $($name:ident),* $(,)?) => {
         $(
