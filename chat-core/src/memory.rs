@@ -1676,6 +1676,14 @@ impl OutboxStore for MemoryStore {
         })))
     }
 
+    async fn record_events(&self, events: &[Envelope]) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        for event in events {
+            s.outbox.record(event);
+        }
+        Ok(())
+    }
+
     async fn prune_outbox(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         let mut s = self.lock();
         let done: Vec<u64> = s

@@ -141,6 +141,16 @@ impl OutboxStore for PgStore {
         Ok(Some(Box::new(batch)))
     }
 
+    #[tracing::instrument(name = "db.outbox.record", skip_all, err)]
+    async fn record_events(&self, events: &[Envelope]) -> Result<(), StoreError> {
+        if !self.channels.enabled() || events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        record(&mut tx, &self.channels, events).await?;
+        tx.commit().await.map_err(db)
+    }
+
     #[tracing::instrument(name = "db.outbox.prune", skip_all, err)]
     async fn prune_outbox(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         let done = Query::select()

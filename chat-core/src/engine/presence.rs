@@ -12,6 +12,7 @@ use super::{ChatEngine, Inner};
 use crate::domain::{RoomId, UserId};
 use crate::error::{ChatError, FieldErrors};
 use crate::events::Event;
+use crate::outbox::{Envelope, EventType};
 use crate::ports::{HintKind, PresenceRecord};
 
 /// How often a node tells the store it is alive, and looks for nodes that are not.
@@ -204,6 +205,12 @@ impl Inner {
     /// Tells this node's sessions that share a room with the user, and the other nodes.
     async fn announce_presence(&self, presence: Presence) {
         let user = presence.user_id;
+        // Presence is derived from connection counts, no stored change, so its domain event is
+        // recorded where the change is announced (once, by the node that saw it).
+        let event = Envelope::new(EventType::PresenceChanged, None, Some(user), &presence);
+        if let Err(e) = self.store().record_events(&[event]).await {
+            tracing::warn!(error = %e, %user, "recording presence.changed failed");
+        }
         self.publish_presence(presence).await;
         self.hint(None, HintKind::Presence { user }).await;
     }

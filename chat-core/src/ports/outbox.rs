@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::outbox::PendingEvent;
+use crate::outbox::{Envelope, PendingEvent};
 
 /// The outbox: pending events per channel, read by one relay at a time.
 #[async_trait]
@@ -21,6 +21,10 @@ pub trait OutboxStore: Send + Sync + Debug {
         channel: &str,
         limit: u32,
     ) -> Result<Option<Box<dyn OutboxBatch>>, StoreError>;
+    /// Records events on their own, once per channel (nothing without channels): for what is
+    /// no stored change of its own, such as presence, which connection counts and heartbeats
+    /// derive.
+    async fn record_events(&self, events: &[Envelope]) -> Result<(), StoreError>;
     /// Deletes up to `limit` events sent (or given up) before `before`; returns how many.
     async fn prune_outbox(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
     /// How many events of `channel` are pending, and how many were given up.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::domain::{DisplayName, Role, RoomName, RoomPatch, Seq, UserPatch};
-use crate::outbox::PendingEvent;
+use crate::outbox::{Envelope, EventType, PendingEvent};
 use crate::ports::{BatchOutcome, Store};
 
 use super::changes::{edit, react};
@@ -74,6 +74,12 @@ pub async fn changes_record_their_events_for_every_channel(store: Arc<dyn Store>
     store.remove_member(room, alice, Some(bob)).await.unwrap();
     store.close_account(carol, t(5)).await.unwrap();
     store.delete_room(room).await.unwrap();
+    let presence = serde_json::json!({"user_id": bob, "status": "online", "last_seen": null});
+    let standalone = Envelope::new(EventType::PresenceChanged, None, Some(bob), &presence);
+    store
+        .record_events(std::slice::from_ref(&standalone))
+        .await
+        .unwrap();
 
     let events = pending(&store, CHANNELS[0]).await;
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
@@ -99,6 +105,7 @@ pub async fn changes_record_their_events_for_every_channel(store: Arc<dyn Store>
             "member.updated",
             "user.deleted",
             "room.deleted",
+            "presence.changed",
         ],
         "repeated reactions and reads change nothing and record nothing"
     );
@@ -120,7 +127,7 @@ pub async fn changes_record_their_events_for_every_channel(store: Arc<dyn Store>
         assert_eq!(body["version"], "1");
         assert_eq!(body["source"], "chat-server");
         assert!(body["occurred_at"].is_string(), "{body}");
-        if !event.kind.as_str().starts_with("user.") {
+        if !event.kind.as_str().starts_with("user.") && event.kind != EventType::PresenceChanged {
             assert_eq!(body["room_id"], room.to_string(), "{body}");
         }
     }
@@ -167,6 +174,10 @@ pub async fn changes_record_their_events_for_every_channel(store: Arc<dyn Store>
     assert_eq!(bodies[16]["payload"]["role"], "owner");
     assert_eq!(bodies[17]["payload"]["id"], carol.to_string());
     assert_eq!(bodies[18]["payload"]["id"], room.to_string());
+    assert_eq!(
+        serde_json::from_str::<Envelope>(&events[19].body).unwrap(),
+        standalone
+    );
 }
 
 /// One relay at a time holds a channel's turn; a dropped turn changes nothing; what a finished
