@@ -26,6 +26,10 @@
 //! and hints. An engine row divided by the raw row of the same backend and `n` is what the
 //! engine costs over the storage it cannot avoid.
 //!
+//! `sqlite_outbox` and `postgres_outbox` are the stores recording domain events for one channel
+//! (every message's outbox row, in its append's transaction; nothing relays them here): beside
+//! `sqlite` and `postgres`, what the outbox adds to a send.
+//!
 //! `cargo bench -p chat-benches --bench engine`
 
 use std::path::PathBuf;
@@ -47,6 +51,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 const SENDERS: [usize; 3] = [1, 8, 64];
+
+/// The one outbox channel of the `*_outbox` backends: what recording domain events adds to a
+/// send (the rows are written, nothing relays them).
+const OUTBOX_CHANNEL: &str = "bench";
 
 const BODY: &str = "a benchmark message of ordinary length";
 
@@ -109,14 +117,31 @@ async fn backends(postgres: Option<&str>) -> Vec<(&'static str, Arc<dyn Store>)>
                     .unwrap(),
             ),
         ),
+        (
+            "sqlite_outbox",
+            Arc::new(
+                SqliteStore::open_temporary(SqliteOptions {
+                    event_channels: vec![OUTBOX_CHANNEL.into()],
+                    ..SqliteOptions::default()
+                })
+                .await
+                .unwrap(),
+            ),
+        ),
     ];
     if let Some(url) = postgres {
-        let options = PgOptions {
-            max_connections: 70,
-            ..PgOptions::default()
-        };
-        let store = PgStore::open_temporary(url, options).await.unwrap();
-        backends.push(("postgres", Arc::new(store)));
+        for (name, channels) in [
+            ("postgres", Vec::new()),
+            ("postgres_outbox", vec![OUTBOX_CHANNEL.to_owned()]),
+        ] {
+            let options = PgOptions {
+                max_connections: 70,
+                event_channels: channels,
+                ..PgOptions::default()
+            };
+            let store = PgStore::open_temporary(url, options).await.unwrap();
+            backends.push((name, Arc::new(store)));
+        }
     }
     backends
 }
