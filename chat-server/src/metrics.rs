@@ -1,9 +1,10 @@
 //! This node's Prometheus metrics, written in the text exposition format (0.0.4) by hand: a
-//! gauge, four counters and one histogram are a few lines of text, not worth a metrics
+//! few gauges, counters and one histogram are a few lines of text, not worth a metrics
 //! library and its registry.
 //!
-//! The WebSocket figures come from the engine's hub, which already counts them; this module
-//! counts what only the server sees (stored sends, write timeouts, HTTP requests).
+//! The WebSocket figures come from the engine's hub and the domain-event figures from its
+//! relays and the outbox, which count them already; this module counts what only the server
+//! sees (stored sends, write timeouts, HTTP requests).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,6 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chat_core::hub::Hub;
+use chat_core::ports::OutboxCounts;
 use warp::http::{Method, StatusCode};
 
 /// Upper bounds of the latency buckets in seconds (the Prometheus clients' defaults, which
@@ -81,8 +83,9 @@ impl Metrics {
         histogram.count += 1;
     }
 
-    /// Every metric in the text exposition format, the hub's figures read now.
-    pub(crate) fn render(&self, hub: &Hub) -> String {
+    /// Every metric in the text exposition format, the hub's and the event relays' figures
+    /// read now.
+    pub(crate) fn render(&self, hub: &Hub, events: &EventFigures) -> String {
         let stats = hub.stats();
         let mut out = String::new();
         header(
@@ -122,6 +125,7 @@ impl Metrics {
             "chat_ws_slow_consumers_total{{cause=\"queue_full\"}} {full}\n\
              chat_ws_slow_consumers_total{{cause=\"write_timeout\"}} {stalled}"
         );
+        events.render(&mut out);
         let name = "chat_http_request_duration_seconds";
         header(
             &mut out,
@@ -149,6 +153,75 @@ impl Metrics {
         }
         out
     }
+}
+
+/// What the outbox relays of this node did, and what waits in the outbox.
+#[derive(Debug, Default)]
+pub(crate) struct EventFigures {
+    /// Events the sinks confirmed.
+    pub(crate) sent: u64,
+    /// Failed attempts to deliver an event.
+    pub(crate) failures: u64,
+    /// Per sink channel: events pending and given up.
+    pub(crate) channels: Vec<(String, OutboxCounts)>,
+}
+
+impl EventFigures {
+    fn render(&self, out: &mut String) {
+        header(
+            out,
+            "chat_events_sent_total",
+            "counter",
+            "Domain events this node's relays delivered (confirmed by their sink).",
+        );
+        let _ = writeln!(out, "chat_events_sent_total {}", self.sent);
+        header(
+            out,
+            "chat_event_delivery_failures_total",
+            "counter",
+            "Failed attempts of this node's relays to deliver a domain event.",
+        );
+        let _ = writeln!(out, "chat_event_delivery_failures_total {}", self.failures);
+        for (name, help, pick) in [
+            (
+                "chat_outbox_pending",
+                "Domain events waiting in the outbox, per sink channel.",
+                (|c: &OutboxCounts| c.pending) as fn(&OutboxCounts) -> u64,
+            ),
+            (
+                "chat_outbox_dead",
+                "Domain events given up after too many failed deliveries, per sink channel                  (until pruned).",
+                |c: &OutboxCounts| c.dead,
+            ),
+        ] {
+            header(out, name, "gauge", help);
+            for (channel, counts) in &self.channels {
+                let channel = channel_label(channel);
+                let _ = writeln!(out, "{name}{{channel=\"{channel}\"}} {}", pick(counts));
+            }
+        }
+    }
+}
+
+/// A channel as a label value: a webhook URL without its query or credentials (which may hold
+/// secrets), escaped for the exposition format.
+fn channel_label(channel: &str) -> String {
+    let without_query = channel.split(['?', '#']).next().unwrap_or_default();
+    // Credentials sit in the authority, before its last `@`.
+    let shown = match without_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => without_query.to_owned(),
+            }
+        }
+        None => without_query.to_owned(),
+    };
+    shown
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// A metric's `# HELP` and `# TYPE` lines.
@@ -187,6 +260,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn channel_labels_show_no_secrets_and_are_escaped() {
+        assert_eq!(channel_label("amqp"), "amqp");
+        assert_eq!(
+            channel_label("webhook:https://user:pw@hooks.example/in?token=s3cret"),
+            "webhook:https://hooks.example/in"
+        );
+        assert_eq!(
+            channel_label("webhook:http://hooks.example/a@b"),
+            "webhook:http://hooks.example/a@b"
+        );
+        assert_eq!(channel_label("a\"b"), "a\\\"b");
+    }
+
+    #[test]
     fn a_histogram_is_cumulative_and_counts_every_request() {
         let metrics = Metrics::default();
         let route = "/v1/rooms/{id}";
@@ -204,13 +291,29 @@ mod tests {
             StatusCode::IM_A_TEAPOT,
             Duration::from_millis(1),
         );
-        let text = metrics.render(&Hub::new(8));
+        let events = EventFigures {
+            sent: 7,
+            failures: 2,
+            channels: vec![(
+                "webhook:https://hooks.example/in?token=secret".into(),
+                OutboxCounts {
+                    pending: 3,
+                    dead: 1,
+                },
+            )],
+        };
+        let text = metrics.render(&Hub::new(8), &events);
         let series = |labels: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(labels)?.strip_prefix(' '))
                 .unwrap_or_else(|| panic!("{labels} in {text}"))
                 .to_owned()
         };
+        assert_eq!(series("chat_events_sent_total"), "7");
+        assert_eq!(series("chat_event_delivery_failures_total"), "2");
+        let channel = "{channel=\"webhook:https://hooks.example/in\"}";
+        assert_eq!(series(&format!("chat_outbox_pending{channel}")), "3");
+        assert_eq!(series(&format!("chat_outbox_dead{channel}")), "1");
         let get = "method=\"GET\",route=\"/v1/rooms/{id}\",status=\"2xx\"";
         let b = "chat_http_request_duration_seconds_bucket";
         assert_eq!(series(&format!("{b}{{{get},le=\"0.005\"}}")), "1");

@@ -29,7 +29,7 @@ use crate::error::ChatError;
 use crate::events::Event;
 use crate::hub::Hub;
 use crate::notify::InProcessNotifier;
-use crate::ports::{BlobStore, EventSink, Hint, HintKind, NodeId, Notifier, Store};
+use crate::ports::{BlobStore, EventSink, Hint, HintKind, NodeId, Notifier, OutboxCounts, Store};
 use crate::rate::{Limiter, Rate};
 
 pub use accounts::{LoginResult, Register, UpdateMe, UserPage, WsTicket, WS_TICKET_SECS};
@@ -153,6 +153,8 @@ struct Inner {
     failed_logins: Option<Limiter<accounts::LoginKey>>,
     live_sessions: sessions::LiveSessions,
     relay_stats: relay::RelayStats,
+    /// The outbox channels of the event sinks, in the order they were given.
+    event_channels: Vec<String>,
 }
 
 /// Builds a [`ChatEngine`] from its ports; everything but the store has a default.
@@ -273,6 +275,7 @@ impl ChatEngineBuilder {
                 failed_logins,
                 live_sessions: sessions::LiveSessions::new(session_trust),
                 relay_stats: relay::RelayStats::default(),
+                event_channels: self.sinks.iter().map(|s| s.channel().to_owned()).collect(),
             }),
         };
         bus::spawn(Arc::downgrade(&engine.inner), bus);
@@ -315,6 +318,16 @@ impl ChatEngine {
     /// What the event relays did (for metrics).
     pub fn relay_stats(&self) -> &RelayStats {
         &self.inner.relay_stats
+    }
+
+    /// Each event sink's channel with its pending and given-up events (for metrics).
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, OutboxCounts)>, ChatError> {
+        let mut counts = Vec::with_capacity(self.inner.event_channels.len());
+        for channel in &self.inner.event_channels {
+            let count = self.inner.store.outbox_counts(channel).await?;
+            counts.push((channel.clone(), count));
+        }
+        Ok(counts)
     }
 
     /// The node-local hub (for metrics).

@@ -1,5 +1,6 @@
 //! `/health`, `/ready` and `/metrics`.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use chat_core::{ChatEngine, ChatError};
@@ -10,7 +11,7 @@ use warp::{Filter, Reply};
 
 use super::{bearer, with_engine, with_metrics};
 use crate::error::error_response;
-use crate::metrics::Metrics;
+use crate::metrics::{EventFigures, Metrics};
 use crate::State;
 
 pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
@@ -36,20 +37,34 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(warp::header::optional::<String>("authorization"))
         .and(with_engine(state))
         .and(with_metrics(state))
-        .map(
+        .then(
             move |authorization: Option<String>, engine: ChatEngine, metrics: Arc<Metrics>| {
-                if let Some(token) = &token {
-                    let given = bearer(authorization.as_deref()).unwrap_or_default();
-                    if !same_secret(given.as_bytes(), token.as_bytes()) {
-                        return error_response(&ChatError::Unauthorized);
+                let token = token.clone();
+                async move {
+                    if let Some(token) = &token {
+                        let given = bearer(authorization.as_deref()).unwrap_or_default();
+                        if !same_secret(given.as_bytes(), token.as_bytes()) {
+                            return error_response(&ChatError::Unauthorized);
+                        }
                     }
+                    let relays = engine.relay_stats();
+                    let events = EventFigures {
+                        sent: relays.sent.load(Ordering::Relaxed),
+                        failures: relays.failures.load(Ordering::Relaxed),
+                        // The outbox figures are left out, not the whole page, when the store
+                        // does not answer: the rest still tells what is going on.
+                        channels: engine.outbox_counts().await.unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "reading the outbox for metrics failed");
+                            Vec::new()
+                        }),
+                    };
+                    warp::reply::with_header(
+                        metrics.render(engine.hub(), &events),
+                        "content-type",
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )
+                    .into_response()
                 }
-                warp::reply::with_header(
-                    metrics.render(engine.hub()),
-                    "content-type",
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )
-                .into_response()
             },
         );
     health.or(ready).unify().or(metrics).unify().boxed()
