@@ -50,7 +50,13 @@ async fn a_deleted_account_leaves_tombstones_and_rooms_that_live_on() {
     let alice = signed_in(&engine, "alice").await;
     let bob = signed_in(&engine, "bob").await;
     let carol = signed_in(&engine, "carol").await;
-    let room = private_room(&engine, alice.user, &[bob.user, carol.user]).await;
+    let room = private_room(&engine, alice.user, &[bob.user]).await;
+    // Later than bob, so bob is the oldest member when the owner goes.
+    clock.advance(Duration::from_secs(1));
+    engine
+        .add_member(alice.user, room, add(carol.user, None))
+        .await
+        .expect("carol added");
     let direct = engine
         .open_direct(bob.user, &alice.user.to_string())
         .await
