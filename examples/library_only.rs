@@ -10,6 +10,10 @@ use chat_store_sqlite::{SqliteOptions, SqliteStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    run().await
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // A real SQLite file, in a temporary directory that is removed at the end.
     let store = SqliteStore::open_temporary(SqliteOptions::default()).await?;
     let engine = ChatEngine::builder(Arc::new(store)).build().await?;
@@ -86,4 +90,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unexpected: {other:?}").into()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs() {
+        super::run().await.expect("the example runs");
+    }
 }
