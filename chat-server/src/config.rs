@@ -50,6 +50,15 @@ pub struct Config {
     /// was lost still lets the session in (0: ask the store on every request).
     #[arg(long, env = "CHAT_SESSION_TRUST_SECS", default_value_t = 5)]
     pub session_trust_secs: u64,
+    /// Days sent domain events stay in the outbox before they are pruned.
+    #[arg(long, env = "CHAT_OUTBOX_RETENTION_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub outbox_retention_days: u32,
+    /// Milliseconds an event relay waits before looking at the outbox again when it found
+    /// nothing (the most a domain event waits before it is relayed).
+    #[arg(long, env = "CHAT_OUTBOX_POLL_MS", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub outbox_poll_ms: u64,
     /// Days the username of a deleted account stays taken, so nobody can pass for its owner
     /// at once (0: free at once).
     #[arg(long, env = "CHAT_USERNAME_QUARANTINE_DAYS", default_value_t = 30,

@@ -412,6 +412,8 @@ async fn open_engine(config: &Config) -> Result<(ChatEngine, Backend), StartErro
         unattached_upload_secs: config.unattached_upload_secs,
         session_trust_secs: config.session_trust_secs,
         username_quarantine_secs: i64::from(config.username_quarantine_days) * 24 * 3600,
+        outbox_retention_secs: i64::from(config.outbox_retention_days) * 24 * 3600,
+        outbox_poll_ms: config.outbox_poll_ms,
         send_rate: (config.rate_limits == "on").then_some(Rate {
             burst: config.send_burst.max(1),
             per_sec: f64::from(config.send_rate_per_sec.max(1)),
