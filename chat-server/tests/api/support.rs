@@ -72,20 +72,24 @@ impl TestServer {
         self.dir.as_ref().expect("data dir").path()
     }
 
-    /// A server on its own temporary PostgreSQL database; `None` (saying so) without
-    /// `CHAT_TEST_POSTGRES_URL`.
-    pub(crate) async fn start_postgres() -> Option<TestServer> {
-        let db = database().await?;
-        let url = db.url.clone();
-        let mut server = Self::start_with(|c| c.database_url = Some(url)).await;
-        server.database = Some(db);
-        Some(server)
-    }
-
     /// A server on each backend: SQLite, and PostgreSQL when `CHAT_TEST_POSTGRES_URL` is set.
     pub(crate) async fn on_each_backend() -> Vec<(&'static str, TestServer)> {
-        let mut servers = vec![("sqlite", Self::start().await)];
-        if let Some(pg) = Self::start_postgres().await {
+        Self::on_each_backend_with(|_| {}).await
+    }
+
+    /// [`TestServer::on_each_backend`], each configured by `tweak` too.
+    pub(crate) async fn on_each_backend_with(
+        tweak: impl Fn(&mut Config),
+    ) -> Vec<(&'static str, TestServer)> {
+        let mut servers = vec![("sqlite", Self::start_with(&tweak).await)];
+        if let Some(db) = database().await {
+            let url = db.url.clone();
+            let mut pg = Self::start_with(|c| {
+                tweak(c);
+                c.database_url = Some(url);
+            })
+            .await;
+            pg.database = Some(db);
             servers.push(("postgres", pg));
         }
         servers
