@@ -81,18 +81,30 @@ impl TestServer {
     pub(crate) async fn on_each_backend_with(
         tweak: impl Fn(&mut Config),
     ) -> Vec<(&'static str, TestServer)> {
-        let mut servers = vec![("sqlite", Self::start_with(&tweak).await)];
-        if let Some(db) = database().await {
-            let url = db.url.clone();
-            let mut pg = Self::start_with(|c| {
-                tweak(c);
-                c.database_url = Some(url);
-            })
-            .await;
-            pg.database = Some(db);
-            servers.push(("postgres", pg));
+        let mut servers = Vec::new();
+        for backend in ["sqlite", "postgres"] {
+            if let Some(server) = Self::start_on(backend, &tweak).await {
+                servers.push((backend, server));
+            }
         }
         servers
+    }
+
+    /// A server on `backend` (`sqlite`, or `postgres` on a temporary database of its own;
+    /// `None`, saying so, without `CHAT_TEST_POSTGRES_URL`), configured by `tweak`.
+    pub(crate) async fn start_on(backend: &str, tweak: impl Fn(&mut Config)) -> Option<TestServer> {
+        if backend == "sqlite" {
+            return Some(Self::start_with(tweak).await);
+        }
+        let db = database().await?;
+        let url = db.url.clone();
+        let mut server = Self::start_with(|c| {
+            tweak(c);
+            c.database_url = Some(url);
+        })
+        .await;
+        server.database = Some(db);
+        Some(server)
     }
 
     /// Stops the server gracefully and hands back its data directory.
