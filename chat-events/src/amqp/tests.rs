@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::{AmqpOptions, AmqpSink};
+use crate::Error;
 
 /// The test broker's URL, or `None` (with a note) when none is configured.
 fn broker() -> Option<String> {
@@ -181,6 +182,27 @@ async fn an_unreachable_broker_fails_with_nothing_delivered() {
     .expect("a refused connection fails at once")
     .unwrap_err();
     assert_eq!(error.delivered, 0);
+}
+
+#[test]
+fn settings_are_checked_when_the_sink_is_made() {
+    assert!(matches!(
+        AmqpSink::new(AmqpOptions::new("http://127.0.0.1/")),
+        Err(Error::AmqpUrl(_))
+    ));
+    assert!(matches!(
+        AmqpSink::new(AmqpOptions {
+            exchange: String::new(),
+            ..AmqpOptions::new("amqp://127.0.0.1/%2f")
+        }),
+        Err(Error::EmptyExchange)
+    ));
+    let amqps = AmqpSink::new(AmqpOptions::new("amqps://broker.example/%2f"));
+    if cfg!(feature = "tls") {
+        assert!(amqps.is_ok());
+    } else {
+        assert!(matches!(amqps, Err(Error::TlsDisabled("amqps"))));
+    }
 }
 
 #[tokio::test]

@@ -179,3 +179,13 @@ fn the_debug_form_leaves_the_secret_out() {
         "{shown}"
     );
 }
+
+#[test]
+fn https_needs_the_tls_feature() {
+    let built = WebhookSink::new(WebhookOptions::new("https://hooks.example/in", SECRET));
+    if cfg!(feature = "tls") {
+        assert!(built.is_ok());
+    } else {
+        assert!(matches!(built, Err(Error::TlsDisabled("https"))));
+    }
+}
