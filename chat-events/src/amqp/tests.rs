@@ -22,8 +22,8 @@ use crate::Error;
 /// The test broker's URL, or `None` (with a note) when none is configured.
 fn broker() -> Option<String> {
     match std::env::var("CHAT_TEST_AMQP_URL") {
-        Ok(url) => Some(url),
-        Err(_) => {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
             eprintln!("skipped: CHAT_TEST_AMQP_URL is not set");
             None
         }
