@@ -133,6 +133,33 @@ pub struct Config {
     #[cfg(feature = "s3")]
     #[arg(long, env = "CHAT_S3_ALLOW_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
     pub s3_allow_http: Option<bool>,
+    /// AMQP broker domain events are published to
+    /// (`amqp://user:password@host:5672/%2f`); default: none.
+    #[arg(long, env = "CHAT_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+    /// Topic exchange domain events are published to (declared durable if missing).
+    #[arg(long, env = "CHAT_AMQP_EXCHANGE", default_value = "chat.events")]
+    pub amqp_exchange: String,
+    /// URLs domain events are POSTed to, signed (comma-separated); default: none.
+    #[arg(
+        long,
+        env = "CHAT_WEBHOOK_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub webhook_urls: Vec<String>,
+    /// Secret the webhooks' `X-Chat-Signature` is made with, at least 32 bytes; required with
+    /// webhook URLs.
+    #[arg(long, env = "CHAT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Seconds one webhook request may take before it counts as failed.
+    #[arg(long, env = "CHAT_WEBHOOK_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub webhook_timeout_secs: u64,
+    /// Failed attempts after which a webhook gives an event up (dead-letters it).
+    #[arg(long, env = "CHAT_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub webhook_max_attempts: u32,
     /// Seconds an upload that no message carries is kept before it is deleted.
     #[arg(long, env = "CHAT_UNATTACHED_UPLOAD_SECS", default_value_t = 24 * 3600)]
     pub unattached_upload_secs: i64,
@@ -215,6 +242,13 @@ impl std::fmt::Debug for Config {
             .field("ws_max_frame_bytes", &self.ws_max_frame_bytes)
             .field("log_format", &self.log_format)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("amqp_url", &self.amqp_url.as_ref().map(|_| "***"))
+            .field("amqp_exchange", &self.amqp_exchange)
+            .field("webhook_urls", &self.webhook_urls.len())
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "***"),
+            )
             .finish_non_exhaustive()
     }
 }

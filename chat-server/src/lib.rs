@@ -29,6 +29,7 @@ mod operator;
 mod requests;
 mod secret;
 mod shown_config;
+mod sinks;
 mod ws;
 
 use std::net::SocketAddr;
@@ -400,6 +401,9 @@ async fn open_engine(config: &Config) -> Result<(ChatEngine, Backend), StartErro
     }
     // Every setting is checked before the store is opened (and migrated).
     let host = host_tokens(config, &secret)?;
+    // Built here so a bad sink setting refuses to start with the others; handing them to the
+    // engine comes with its outbox relay.
+    let _event_sinks = sinks::event_sinks(config).await?;
     let node = NodeId(uuid::Uuid::new_v4());
     let (store, notifier, backend) = open_backend(config, Some(node)).await?;
     let limits = Limits {

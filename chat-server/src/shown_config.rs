@@ -1,6 +1,7 @@
 //! `--print-config`: the configuration a command runs with (its flags, `CHAT_*` variables and
 //! defaults), one `CHAT_*=value` line a setting, so the output also serves as an environment
-//! file. Values of secret settings are masked; of a database URL, only the password.
+//! file. Values of secret settings are masked; of a URL (database, broker, webhooks), only the
+//! password.
 
 use std::fmt::Write as _;
 
@@ -25,16 +26,19 @@ pub(crate) fn render(command: &Command, matches: &ArgMatches) -> String {
             let _ = writeln!(out, "# {env} is not set");
             continue;
         };
+        // Secret settings are the ones clap already keeps out of `--help`; of a URL, only the
+        // password is.
         let value = values
-            .map(|v| v.to_string_lossy())
+            .map(|v| {
+                let v = v.to_string_lossy();
+                match (arg.is_hide_env_values_set(), id) {
+                    (false, _) => v.into_owned(),
+                    (true, "database_url" | "amqp_url" | "webhook_urls") => mask_url_password(&v),
+                    (true, _) => MASK.to_owned(),
+                }
+            })
             .collect::<Vec<_>>()
             .join(",");
-        // Secret settings are the ones clap already keeps out of `--help`.
-        let value = match (arg.is_hide_env_values_set(), id) {
-            (false, _) => value,
-            (true, "database_url") => mask_url_password(&value),
-            (true, _) => MASK.to_owned(),
-        };
         let _ = writeln!(out, "{env}={value}");
     }
     out
@@ -89,7 +93,35 @@ fn mask_url_password(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::mask_url_password;
+    use clap::CommandFactory;
+
+    use super::{mask_url_password, render};
+    use crate::Config;
+
+    #[test]
+    fn event_sink_secrets_are_masked() {
+        let command = Config::command();
+        let matches = command
+            .clone()
+            .try_get_matches_from([
+                "chat-server",
+                "--amqp-url",
+                "amqp://chat:amqp-pw@broker.invalid/%2f",
+                "--webhook-urls",
+                "http://hooks.invalid/a,http://u:hook-pw@hooks.invalid/b",
+                "--webhook-secret",
+                "a webhook secret of 32 bytes or more",
+            ])
+            .unwrap();
+        let shown = render(&command, &matches);
+        for line in [
+            "CHAT_AMQP_URL=amqp://chat:********@broker.invalid/%2f",
+            "CHAT_WEBHOOK_URLS=http://hooks.invalid/a,http://u:********@hooks.invalid/b",
+            "CHAT_WEBHOOK_SECRET=********",
+        ] {
+            assert!(shown.lines().any(|l| l == line), "{line} in:\n{shown}");
+        }
+    }
 
     #[test]
     fn only_the_password_of_a_url_is_masked() {

@@ -198,6 +198,15 @@ async fn print_config_shows_the_settings_with_secrets_masked_and_exits() {
         ),
         ("CHAT_METRICS_TOKEN", "metrics-token-not-shown"),
         ("CHAT_LOG_FORMAT", "json"),
+        (
+            "CHAT_AMQP_URL",
+            "amqp://chat:hunter2-amqp-password@broker.invalid:5672/%2f",
+        ),
+        (
+            "CHAT_WEBHOOK_URLS",
+            "https://hooks.invalid/a,https://u:hunter2-hook-password@hooks.invalid/b",
+        ),
+        ("CHAT_WEBHOOK_SECRET", "webhook-secret-not-shown-0123456789"),
     ];
     let output = run(
         dir.path(),
@@ -215,10 +224,23 @@ async fn print_config_shows_the_settings_with_secrets_masked_and_exits() {
         "CHAT_METRICS_TOKEN=********",
         "CHAT_DATABASE_URL=postgres://chat:********@db.invalid:5432/chat",
         "# CHAT_JWT_AUDIENCE is not set",
+        "CHAT_AMQP_URL=amqp://chat:********@broker.invalid:5672/%2f",
+        "CHAT_AMQP_EXCHANGE=chat.events",
+        "CHAT_WEBHOOK_URLS=https://hooks.invalid/a,https://u:********@hooks.invalid/b",
+        "CHAT_WEBHOOK_SECRET=********",
+        "CHAT_WEBHOOK_TIMEOUT_SECS=10",
+        "CHAT_WEBHOOK_MAX_ATTEMPTS=8",
     ] {
         assert!(shown.lines().any(|l| l == line), "{line} in:\n{shown}");
     }
-    for secret in [SECRET, "hunter2-db-password", "metrics-token-not-shown"] {
+    for secret in [
+        SECRET,
+        "hunter2-db-password",
+        "metrics-token-not-shown",
+        "hunter2-amqp-password",
+        "hunter2-hook-password",
+        "webhook-secret-not-shown",
+    ] {
         assert!(!shown.contains(secret), "{secret} in:\n{shown}");
     }
     assert!(
