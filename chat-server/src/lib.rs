@@ -403,9 +403,11 @@ async fn open_engine(config: &Config) -> Result<(ChatEngine, Backend), StartErro
     let host = host_tokens(config, &secret)?;
     // Built here so a bad sink setting refuses to start with the others; handing them to the
     // engine comes with its outbox relay.
-    let _event_sinks = sinks::event_sinks(config).await?;
+    let event_sinks = sinks::event_sinks(config).await?;
+    // The store records each event once per sink: its channel.
+    let channels = event_sinks.iter().map(|s| s.channel().to_owned()).collect();
     let node = NodeId(uuid::Uuid::new_v4());
-    let (store, notifier, backend) = open_backend(config, Some(node)).await?;
+    let (store, notifier, backend) = open_backend(config, Some(node), channels).await?;
     let limits = Limits {
         max_message_chars: config.max_message_chars,
         max_rooms_per_user: config.max_rooms_per_user,
@@ -430,7 +432,8 @@ async fn open_engine(config: &Config) -> Result<(ChatEngine, Backend), StartErro
         .blobs(blob_store(config).await?)
         .node(node)
         .tokens(tokens)
-        .limits(limits);
+        .limits(limits)
+        .event_sinks(event_sinks);
     if let Some(host) = host {
         builder = builder.host_tokens(host);
     }
@@ -481,12 +484,14 @@ async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartError> {
 async fn open_backend(
     config: &Config,
     node: Option<NodeId>,
+    event_channels: Vec<String>,
 ) -> Result<(Arc<dyn Store>, Option<Arc<dyn Notifier>>, Backend), StartError> {
     let acquire_timeout = Duration::from_secs(config.db_acquire_timeout_secs.max(1));
     let sqlite = SqliteOptions {
         max_read_connections: config.db_max_connections.max(1),
         busy_timeout: acquire_timeout,
         max_append_batch: config.db_append_batch as usize,
+        event_channels: event_channels.clone(),
         ..SqliteOptions::default()
     };
     let url = config.database_url.as_deref();
@@ -498,6 +503,7 @@ async fn open_backend(
                 max_connections: config.db_max_connections.max(2),
                 acquire_timeout,
                 max_append_batch: config.db_append_batch as usize,
+                event_channels,
                 ..PgOptions::default()
             };
             let Some(node) = node else {

@@ -11,7 +11,7 @@ use crate::{open_backend, open_engine, Config, StartError};
 /// Applies the store's migrations (opening the store applies them) and closes it.
 pub(crate) async fn migrate(config: &Config) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let (_, _, backend) = open_backend(config, None).await?;
+    let (_, _, backend) = open_backend(config, None, Vec::new()).await?;
     backend.close().await;
     Ok(())
 }

@@ -11,6 +11,7 @@ mod commands;
 mod cors;
 mod crash;
 mod deletion;
+mod events;
 mod host_tokens;
 mod idempotency;
 mod limits;
