@@ -388,11 +388,7 @@ async fn consume(url: &str, exchange: &str) -> Deliveries {
     received
 }
 
-async fn wait_for(
-    received: &Deliveries,
-    what: &str,
-    done: impl Fn(&[Delivery]) -> bool,
-) {
+async fn wait_for(received: &Deliveries, what: &str, done: impl Fn(&[Delivery]) -> bool) {
     tokio::time::timeout(Duration::from_secs(30), async {
         while !done(&received.lock().unwrap()) {
             tokio::time::sleep(Duration::from_millis(20)).await;
