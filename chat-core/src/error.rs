@@ -33,6 +33,7 @@ impl StoreError {
 
 /// Field path -> reason, as returned in `details.fields` of a `422`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldErrors(pub BTreeMap<String, String>);
 
 impl FieldErrors {

@@ -3,8 +3,9 @@
 
 use std::convert::Infallible;
 
-use chat_core::ChatError;
+use chat_core::{ChatError, FieldErrors};
 use serde::Serialize;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reject::Reject;
 use warp::reply::Response;
@@ -21,12 +22,28 @@ pub(crate) fn reject(e: ChatError) -> warp::Rejection {
     warp::reject::custom(Rejected(e))
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
+/// The body of every error response, `{code, message, details?}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
+    /// `conflict`, `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`,
+    /// `validation_failed`, `rate_limited`, `internal` or `unavailable`.
+    #[schema(example = "not_found")]
+    code: &'static str,
+    /// What went wrong, for people.
     message: String,
+    /// With `validation_failed` only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<serde_json::Value>,
+    #[schema(nullable = false)]
+    details: Option<ErrorDetails>,
+}
+
+/// What a `422` adds: each invalid field's path and why.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorDetails {
+    /// Field path (`members.1`, `$` for the body itself) -> reason.
+    fields: FieldErrors,
 }
 
 /// The one mapping of errors to the API's status and code (also used for WebSocket `error`s).
@@ -56,7 +73,9 @@ pub(crate) fn status_and_code(e: &ChatError) -> (StatusCode, &'static str) {
 pub(crate) fn error_response(e: &ChatError) -> Response {
     let (status, code) = status_and_code(e);
     let details = match e {
-        ChatError::Validation(fields) => Some(serde_json::json!({ "fields": fields.0 })),
+        ChatError::Validation(fields) => Some(ErrorDetails {
+            fields: fields.clone(),
+        }),
         _ => None,
     };
     let body = ErrorBody {

@@ -8,6 +8,7 @@ use super::upload::Upload;
 
 /// What a message carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MessageKind {
     /// Text written by a user.
@@ -77,6 +78,7 @@ impl MessageBody {
 
 /// The sender's idempotency key for a message: 1-64 characters, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct ClientId(String);
 
@@ -113,6 +115,7 @@ impl From<ClientId> for String {
 
 /// A file attached to a message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attachment {
     /// The upload's id.
     pub id: UploadId,
@@ -141,11 +144,13 @@ impl Attachment {
 
 /// A root message's thread summary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ThreadSummary {
     /// How many replies the thread has (deleted ones included, as tombstones).
     pub reply_count: i64,
     /// When the newest reply was posted.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub last_reply_at: Option<OffsetDateTime>,
 }
 
@@ -154,6 +159,7 @@ pub struct ThreadSummary {
 /// shortcode) has at least one non-ASCII character and no ASCII letters, which admits keycaps
 /// such as `1️⃣` and keeps words out.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct Emoji(String);
 
@@ -205,6 +211,7 @@ impl From<Emoji> for String {
 /// One emoji's reactions on a message. A message lists them in the order each emoji was first
 /// used; an emoji keeps its place while anyone still reacts with it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reaction {
     /// The emoji or `:shortcode:`.
     pub emoji: Emoji,
@@ -213,12 +220,14 @@ pub struct Reaction {
     /// Whether the viewer is one of them. Known only where a message is read for one user
     /// (HTTP responses); events go to everyone alike and leave it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub me: Option<bool>,
 }
 
 /// A message as the API shows it. A deleted message is a tombstone: `deleted`, no body, no
 /// attachment, no reactions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Its id.
     pub id: MessageId,
@@ -233,25 +242,32 @@ pub struct Message {
     /// Text, file or system.
     pub kind: MessageKind,
     /// The text (`None` when deleted, or a file without caption).
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub body: Option<String>,
     /// The attached file.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub attachment: Option<Attachment>,
     /// The message it quotes.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub reply_to: Option<MessageId>,
     /// The thread root it belongs to.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub thread_id: Option<MessageId>,
     /// The thread summary, on roots that have replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub thread: Option<ThreadSummary>,
     /// The members named as `@username` in the body.
     pub mentions: Vec<UserId>,
     /// The sender's idempotency key.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub client_id: Option<ClientId>,
     /// When it was posted.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// When it was last edited.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub edited_at: Option<OffsetDateTime>,
     /// Whether it was deleted.
     pub deleted: bool,
@@ -349,6 +365,7 @@ pub enum HistoryAnchor {
 
 /// A page of history in ascending seq, and whether more exist in the direction of paging.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryPage {
     /// The messages, ascending by seq.
     pub messages: Vec<Message>,

@@ -9,6 +9,7 @@ use super::user::User;
 
 /// Group rooms have names and many members; direct rooms join exactly two users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RoomKind {
     /// A named room with any number of members.
@@ -19,6 +20,7 @@ pub enum RoomKind {
 
 /// Who can find and read a room.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     /// Listed, readable by any signed-in user, joinable.
@@ -30,6 +32,7 @@ pub enum Visibility {
 
 /// A member's rank in a room: `Owner > Admin > Member`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A plain member.
@@ -147,6 +150,7 @@ impl Topic {
 
 /// A room as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Room {
     /// Its id.
     pub id: RoomId,
@@ -155,6 +159,7 @@ pub struct Room {
     /// Its name (empty for direct rooms).
     pub name: String,
     /// Its topic, if set.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub topic: Option<String>,
     /// Public or private.
     pub visibility: Visibility,
@@ -171,8 +176,10 @@ pub struct Room {
     pub rev: Rev,
     /// When its newest message was posted.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub last_message_at: Option<OffsetDateTime>,
     /// Its newest message.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub last_message: Option<Box<Message>>,
 }
 
@@ -242,6 +249,7 @@ pub struct SettingsPatch {
 
 /// A member as the API shows it: the room, the user, their role.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     /// The room.
     pub room_id: RoomId,
@@ -256,6 +264,7 @@ pub struct Member {
 
 /// The caller's own view of one of their rooms, shown in room lists.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MembershipView {
     /// Their rank.
     pub role: Role,
@@ -280,6 +289,7 @@ pub struct MembershipView {
 
 /// A room in the caller's room list.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomListItem {
     /// The room.
     #[serde(flatten)]

@@ -10,6 +10,7 @@ use super::ids::{UploadId, UserId};
 /// control characters, at most [`FileName::MAX_BYTES`] bytes; `file` when nothing is left. It
 /// is metadata only: blobs are stored under keys the engine generates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct FileName(String);
 
@@ -51,6 +52,7 @@ impl FileName {
 
 /// A type of file the server accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileType {
     /// The MIME type files of this type are stored and served with.
     pub content_type: &'static str,

@@ -9,6 +9,7 @@ use super::ids::UserId;
 
 /// A login name: 3-32 characters of `[A-Za-z0-9_.-]`, unique case-insensitively.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct Username(String);
 
@@ -60,6 +61,7 @@ impl fmt::Display for Username {
 
 /// A display name: trimmed, 1-64 characters, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct DisplayName(String);
 
@@ -105,6 +107,7 @@ impl From<&Username> for DisplayName {
 /// An email address: one `@` between a non-empty local part and a dotted domain, at most 254
 /// characters, no white space. Unique case-insensitively.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
 
@@ -179,6 +182,7 @@ impl fmt::Debug for Password {
 
 /// A user account. `email` is only ever shown to the user themself (see [`User::public`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Its id.
     pub id: UserId,
@@ -188,6 +192,7 @@ pub struct User {
     pub display_name: DisplayName,
     /// Its email, when known and when the viewer is the user themself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub email: Option<Email>,
     /// When it registered.
     #[serde(with = "time::serde::rfc3339")]

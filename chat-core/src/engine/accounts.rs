@@ -18,6 +18,7 @@ use crate::ports::{constraint, AuthSession, TicketGrant};
 
 /// A registration.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Register {
     /// 3-32 characters of `[A-Za-z0-9_.-]`.
@@ -34,12 +35,13 @@ pub struct Register {
 
 /// A profile change; absent fields stay, `email: null` removes the email.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
     /// A new display name.
     #[serde(default)]
     pub display_name: Option<String>,
-    /// A new email, or `Some(None)` to remove it.
+    /// A new email, or `null` (`Some(None)`) to remove it.
     #[serde(default, deserialize_with = "present")]
     pub email: Option<Option<String>>,
 }
@@ -53,10 +55,12 @@ pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 /// A page of users found by a search.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPage {
     /// The users (without email), by username.
     pub users: Vec<User>,
     /// The cursor of the next page, `None` on the last.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }
 
@@ -70,6 +74,7 @@ pub(super) fn search_text(q: &str) -> String {
 
 /// What a successful sign-in returns.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResult {
     /// The JWT to send as `Authorization: Bearer`.
     pub access_token: String,
@@ -88,6 +93,7 @@ pub const WS_TICKET_SECS: i64 = 30;
 
 /// A single-use credential for opening a WebSocket without headers (browsers).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WsTicket {
     /// The ticket, for `GET /v1/ws?ticket=`.
     pub ticket: String,

@@ -16,6 +16,7 @@ const DELETED: &str = "the message was deleted";
 
 /// A new text for a message.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EditMessage {
     /// The text: trimmed, 1 to `max_message_chars` characters.

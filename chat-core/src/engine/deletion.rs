@@ -16,6 +16,7 @@ use crate::ports::HintKind;
 
 /// The confirmation an account deletion needs.
 #[derive(Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeleteAccount {
     /// The account's password.

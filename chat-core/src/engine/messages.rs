@@ -18,6 +18,7 @@ use crate::ports::HintKind;
 
 /// A message to send.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
     /// The text: trimmed, 1 to `max_message_chars` characters.
@@ -81,10 +82,12 @@ pub struct SearchMessages {
 
 /// A page of search results, newest first.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchPage {
     /// The messages found, newest first.
     pub messages: Vec<Message>,
     /// The cursor of the next page, `None` on the last.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }
 

@@ -11,19 +11,23 @@ use crate::ports::HintKind;
 
 /// A page of the users the caller blocks.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockPage {
     /// The blocks, oldest first.
     pub blocks: Vec<Block>,
     /// The cursor of the next page, `None` on the last.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }
 
 /// A page of a room's bans.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BanPage {
     /// The bans, oldest first.
     pub bans: Vec<Ban>,
     /// The cursor of the next page, `None` on the last.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }
 

@@ -25,6 +25,7 @@ pub const MAX_PRESENCE_QUERY: usize = 100;
 
 /// What others see of a user's availability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PresenceStatus {
     /// Connected.
@@ -37,6 +38,7 @@ pub enum PresenceStatus {
 
 /// A user's presence.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Presence {
     /// The user.
     pub user_id: UserId,
@@ -44,6 +46,7 @@ pub struct Presence {
     pub status: PresenceStatus,
     /// When a connection of theirs last opened or closed.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub last_seen: Option<OffsetDateTime>,
 }
 
@@ -64,6 +67,7 @@ impl From<PresenceRecord> for Presence {
 
 /// A status the user sets.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetPresence {
     /// `online` or `away`.

@@ -14,6 +14,7 @@ pub const MAX_RECEIPT_ROOM: i64 = 100;
 
 /// A watermark to move to.
 #[derive(Clone, Copy, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MarkSeq {
     /// The seq read or delivered (clamped to the room's last seq).
@@ -22,6 +23,7 @@ pub struct MarkSeq {
 
 /// The caller's watermarks after a read, and what is still unread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadState {
     /// Their read watermark.
     pub read_seq: Seq,
@@ -33,6 +35,7 @@ pub struct ReadState {
 
 /// The caller's delivered watermark after a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveredState {
     /// Their delivered watermark.
     pub delivered_seq: Seq,
@@ -40,15 +43,18 @@ pub struct DeliveredState {
 
 /// A page of a room's receipts.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReceiptPage {
     /// The members' watermarks, by user id.
     pub receipts: Vec<Receipt>,
     /// The cursor of the next page, `None` on the last.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }
 
 /// One room's unread counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomUnread {
     /// The room.
     pub room_id: RoomId,
@@ -60,6 +66,7 @@ pub struct RoomUnread {
 
 /// The caller's unread messages across their rooms.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnreadSummary {
     /// All unread messages, muted rooms left out.
     pub total: i64,

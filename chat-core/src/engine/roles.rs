@@ -10,6 +10,7 @@ use crate::ports::HintKind;
 
 /// A member's new role.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRole {
     /// `owner`, `admin` or `member`.

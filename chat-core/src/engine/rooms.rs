@@ -13,6 +13,7 @@ use crate::ports::{constraint, HintKind};
 
 /// A new group room.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
     /// 1-100 characters.
@@ -30,6 +31,7 @@ pub struct CreateRoom {
 
 /// A member to add.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     /// The user to add.
@@ -41,6 +43,7 @@ pub struct AddMember {
 
 /// The caller's own settings of a room; absent fields stay as they are.
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RoomSettings {
     /// Pin the room to the top of the caller's list.
@@ -56,6 +59,7 @@ pub struct RoomSettings {
 
 /// A change to a room's details; absent fields stay, `topic: null` clears the topic.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoom {
     /// 1-100 characters.
@@ -71,39 +75,47 @@ pub struct UpdateRoom {
 
 /// A room's figures.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomStats {
     /// Its messages, deleted ones left out.
     pub message_count: i64,
     /// Its members.
     pub member_count: i64,
     /// Its newest message.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub last_message: Option<Box<crate::domain::Message>>,
 }
 
 /// A page of public rooms found by a search.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublicRoomPage {
     /// The rooms, most members first.
     pub rooms: Vec<Room>,
     /// The cursor of the next page, `None` on the last.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }
 
 /// A page of the caller's rooms.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomPage {
     /// The rooms, pinned first, then by last activity.
     pub rooms: Vec<RoomListItem>,
     /// The cursor of the next page, `None` on the last.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }
 
 /// A page of a room's members.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberPage {
     /// The members, oldest first.
     pub members: Vec<Member>,
     /// The cursor of the next page, `None` on the last.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }
 

@@ -18,6 +18,7 @@ use crate::ports::{Hint, HintKind, Rotation};
 
 /// A password change.
 #[derive(Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     /// The password in force, as proof that the caller is the account's owner.

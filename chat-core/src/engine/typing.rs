@@ -19,6 +19,7 @@ pub const TYPING_TTL: Duration = Duration::from_secs(6);
 
 /// A typing change.
 #[derive(Clone, Copy, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Typing {
     /// Whether the caller is typing.

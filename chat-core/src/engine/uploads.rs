@@ -21,6 +21,7 @@ use crate::ports::{BlobError, BlobKey, ByteStream};
 
 /// An upload as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadView {
     /// Its id.
     pub id: UploadId,
@@ -59,6 +60,7 @@ fn content_path(id: UploadId) -> String {
 
 /// A signed link to an upload's content that needs no `Authorization` header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadLink {
     /// The path with its signature.
     pub url: String,

@@ -12,6 +12,7 @@ use crate::error::StoreError;
 
 /// A member's watermarks in a room.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// The member.
     pub user_id: UserId,
@@ -21,6 +22,7 @@ pub struct Receipt {
     pub read_seq: Seq,
     /// When their read watermark last moved.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub read_at: Option<OffsetDateTime>,
 }
 

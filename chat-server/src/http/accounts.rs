@@ -1,12 +1,12 @@
 //! `/v1/auth/*`, `/v1/users/*`: registration, sign-in, tokens and profiles.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use chat_core::auth::Identity;
 use chat_core::engine::{ChangePassword, DeleteAccount, Register, UpdateMe};
 use chat_core::{ChatEngine, ChatError};
 use serde::Deserialize;
+use utoipa::ToSchema;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -17,16 +17,27 @@ use super::{
 };
 use crate::State;
 
-#[derive(Deserialize)]
+/// A sign-in.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub(super) struct Login {
+    /// A username or an email.
     login: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+/// The OAuth2 password grant's form. Other fields OAuth2 clients send (`grant_type`,
+/// `scope`, `client_id`) are ignored; a missing field is `401`, like a wrong password.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct TokenForm {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// A refresh token to trade for a new login.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Refresh {
+pub(super) struct Refresh {
     refresh_token: String,
 }
 
@@ -64,11 +75,13 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(warp::body::bytes())
         .then(
             |engine: ChatEngine, client: Option<SocketAddr>, body: bytes::Bytes| async move {
-                let form: HashMap<String, String> =
-                    serde_urlencoded::from_bytes(&body).unwrap_or_default();
+                let form: TokenForm = serde_urlencoded::from_bytes(&body).unwrap_or(TokenForm {
+                    username: None,
+                    password: None,
+                });
                 let client = client.map(|a| a.ip());
-                let result = match (form.get("username"), form.get("password")) {
-                    (Some(user), Some(password)) => engine.login(user, password, client).await,
+                let result = match (form.username, form.password) {
+                    (Some(user), Some(password)) => engine.login(&user, &password, client).await,
                     _ => Err(ChatError::Unauthorized),
                 };
                 respond(StatusCode::OK, result)

@@ -5,6 +5,7 @@
 mod accounts;
 mod messages;
 mod moderation;
+mod openapi;
 mod ops;
 mod reactions;
 mod receipts;
@@ -52,6 +53,8 @@ pub(crate) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(receipts::routes(state))
         .unify()
         .or(ops::routes(state))
+        .unify()
+        .or(openapi::routes())
         .unify()
         .boxed()
 }

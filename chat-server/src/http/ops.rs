@@ -4,7 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use chat_core::{ChatEngine, ChatError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -14,17 +15,36 @@ use crate::error::error_response;
 use crate::metrics::{EventFigures, Metrics};
 use crate::State;
 
+/// `GET /health`: the process answers.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Health {
+    /// Always `ok`.
+    status: &'static str,
+    /// The server's version.
+    version: &'static str,
+}
+
+/// `GET /ready`: the store answers too.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Ready {
+    /// Always `ready`.
+    status: &'static str,
+}
+
 pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
     let health = warp::path!("health").and(warp::get()).map(|| {
-        warp::reply::json(&json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
-            .into_response()
+        warp::reply::json(&Health {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .into_response()
     });
     let ready = warp::path!("ready")
         .and(warp::get())
         .and(with_engine(state))
         .then(|engine: ChatEngine| async move {
             match engine.ready().await {
-                Ok(()) => warp::reply::json(&json!({"status": "ready"})).into_response(),
+                Ok(()) => warp::reply::json(&Ready { status: "ready" }).into_response(),
                 Err(e) => {
                     tracing::warn!(error = %e, "readiness check failed");
                     error_response(&ChatError::Unavailable)

@@ -5,6 +5,7 @@ use chat_core::domain::{RoomId, UserId};
 use chat_core::engine::{AddMember, ChangeRole, CreateRoom, RoomSettings, UpdateRoom};
 use chat_core::ChatEngine;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -15,9 +16,10 @@ use super::{
 };
 use crate::State;
 
-#[derive(Deserialize)]
+/// The other user of a direct room.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OpenDirect {
+pub(super) struct OpenDirect {
     user_id: String,
 }
 

@@ -3,9 +3,10 @@
 
 use chat_core::auth::Identity;
 use chat_core::domain::{RoomId, UserId};
-use chat_core::engine::{SetPresence, Typing};
+use chat_core::engine::{Presence, SetPresence, Typing};
 use chat_core::{ChatEngine, ChatError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -15,6 +16,12 @@ use super::{
     authenticated, json_body, no_content, path_id, query, respond, with_engine, Body, Query,
 };
 use crate::State;
+
+/// The presence of the users asked for; unknown ids are left out.
+#[derive(Serialize, ToSchema)]
+pub(super) struct PresenceList {
+    presence: Vec<Presence>,
+}
 
 pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
     let max = state.settings.max_body_bytes;
@@ -71,7 +78,7 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
                     })
                     .collect::<Result<Vec<UserId>, ChatError>>()?;
                 let presence = engine.presence(who.user, &users).await?;
-                Ok(json!({ "presence": presence }))
+                Ok(PresenceList { presence })
             };
             respond(StatusCode::OK, result.await)
         });

@@ -8,6 +8,8 @@ const TEMPLATES: &[&str] = &[
     "/health",
     "/ready",
     "/metrics",
+    "/openapi.json",
+    "/docs",
     "/v1/auth/login",
     "/v1/auth/logout",
     "/v1/auth/refresh",

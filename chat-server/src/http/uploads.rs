@@ -8,12 +8,13 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use chat_core::auth::Identity;
 use chat_core::domain::upload::content_disposition;
-use chat_core::domain::UploadId;
+use chat_core::domain::{FileType, UploadId};
 use chat_core::engine::{ByteRange, Download};
 use chat_core::ports::ByteStream;
 use chat_core::{ChatEngine, ChatError};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
+use utoipa::ToSchema;
 use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::multipart::FormData;
@@ -27,6 +28,12 @@ use crate::State;
 /// Room for the multipart framing around the file (boundaries, part headers, a long file
 /// name) when a declared `Content-Length` is checked against the cap before reading.
 const FRAMING_BYTES: u64 = 64 * 1024;
+
+/// The types of file the server accepts.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AllowedTypes {
+    types: &'static [FileType],
+}
 
 pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
     let max = state.settings.upload_max_bytes;
@@ -56,13 +63,9 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(with_engine(state))
         .and(authenticated(state))
         .map(|engine: ChatEngine, _: Identity| {
-            #[derive(Serialize)]
-            struct Types {
-                types: &'static [chat_core::domain::FileType],
-            }
             respond(
                 StatusCode::OK,
-                Ok(Types {
+                Ok(AllowedTypes {
                     types: engine.allowed_upload_types(),
                 }),
             )

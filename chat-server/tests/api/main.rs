@@ -18,6 +18,7 @@ mod limits;
 mod moderation;
 mod multinode;
 mod observability;
+mod openapi;
 mod presence;
 mod privacy;
 mod receipts;

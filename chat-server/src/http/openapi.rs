@@ -1,0 +1,104 @@
+//! `GET /openapi.json`: the OpenAPI document of every HTTP route, and `GET /docs`: a page that
+//! renders it without any network (no CDN, nothing fetched but the document itself).
+//!
+//! warp routes are closures, so the paths are not derived from handler functions: they come from
+//! one table ([`table`]) of method, path, tag, parameters and statuses, while every request and
+//! response schema is derived (`utoipa::ToSchema`) from the types the handlers use.
+
+mod operation;
+mod table;
+
+use utoipa::openapi::path::{PathItem, PathsBuilder};
+use utoipa::openapi::security::{
+    Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder};
+use utoipa::{PartialSchema, ToSchema};
+use warp::filters::BoxedFilter;
+use warp::http::header::CONTENT_TYPE;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::error::ErrorBody;
+use operation::{BEARER, OAUTH2};
+
+/// The docs page: plain HTML and script that fetch `/openapi.json` from the same server.
+const DOCS_PAGE: &str = include_str!("openapi/docs.html");
+
+/// `GET /openapi.json` and `GET /docs`.
+pub(super) fn routes() -> BoxedFilter<(Response,)> {
+    // Built once: the document depends on nothing but the code.
+    let json = serde_json::to_string(&document()).expect("the OpenAPI document serializes");
+    let spec = warp::path!("openapi.json").and(warp::get()).map(move || {
+        warp::reply::with_header(json.clone(), CONTENT_TYPE, "application/json").into_response()
+    });
+    let docs = warp::path!("docs").and(warp::get()).map(|| {
+        // The page runs only its own inline script and may fetch only from this server.
+        let page = warp::reply::with_header(
+            warp::reply::html(DOCS_PAGE),
+            "content-security-policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'",
+        );
+        page.into_response()
+    });
+    spec.or(docs).unify().boxed()
+}
+
+/// The document.
+fn document() -> OpenApi {
+    let mut paths = PathsBuilder::new();
+    let mut schemas = vec![(ErrorBody::name().into_owned(), ErrorBody::schema())];
+    ErrorBody::schemas(&mut schemas);
+    for mut op in table::operations() {
+        schemas.append(&mut op.schemas);
+        let (method, path) = (op.method.clone(), op.path);
+        // Operations of one path merge into its item.
+        paths = paths.path(path, PathItem::new(method, op.build()));
+    }
+    let components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("`Authorization: Bearer <access_token>` from a login."))
+                    .build(),
+            ),
+        )
+        .security_scheme(
+            OAUTH2,
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [Flow::Password(Password::new(
+                    "/v1/auth/token",
+                    Scopes::new(),
+                ))],
+                "The password grant at `/v1/auth/token`, for `Authorize` buttons.",
+            )),
+        )
+        .build();
+    let tags = table::TAGS.iter().map(|(name, description)| {
+        TagBuilder::new()
+            .name(*name)
+            .description(Some(*description))
+            .build()
+    });
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("chat-server")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "The HTTP API of chat-server. Errors always have the body `Error`; \
+                     lists take `limit` and `cursor` and answer `next_cursor`.",
+                ))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(components))
+        .tags(Some(tags))
+        .build()
+}
