@@ -7,10 +7,12 @@ use std::time::Instant;
 
 use warp::filters::path::FullPath;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, Method};
+use warp::http::header::ALLOW;
+use warp::http::{HeaderValue, Method, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
 
+use crate::http::openapi::allowed_methods;
 use crate::http::templates::template_of;
 use crate::metrics::Metrics;
 
@@ -55,6 +57,13 @@ pub(crate) fn observed(
                     "request"
                 );
                 response.headers_mut().insert(HEADER, id);
+                if status == StatusCode::METHOD_NOT_ALLOWED {
+                    if let Some(allowed) = allowed_methods(route) {
+                        response
+                            .headers_mut()
+                            .insert(ALLOW, HeaderValue::from_static(allowed));
+                    }
+                }
                 response
             },
         )

@@ -136,7 +136,9 @@ impl ChatEngine {
         limit: PageSize,
     ) -> Result<ReceiptPage, ChatError> {
         self.inner.visible_room(actor, room).await?;
+        // An empty cursor is the first page, as for every list.
         let after = cursor
+            .filter(|c| !c.is_empty())
             .map(|c| {
                 Cursor::decode(c)
                     .map(|c| UserId(c.id))

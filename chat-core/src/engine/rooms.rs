@@ -128,8 +128,11 @@ pub struct DirectRoom {
     pub created: bool,
 }
 
+/// A page's cursor; an empty one (`?cursor=`, as clients and generated ones send for the first
+/// page) is the first page, like none.
 pub(super) fn parse_cursor(cursor: Option<&str>) -> Result<Option<Cursor>, ChatError> {
     cursor
+        .filter(|c| !c.is_empty())
         .map(|c| Cursor::decode(c).ok_or_else(|| ChatError::BadRequest("invalid cursor".into())))
         .transpose()
 }

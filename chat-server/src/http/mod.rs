@@ -5,7 +5,7 @@
 mod accounts;
 mod messages;
 mod moderation;
-mod openapi;
+pub(crate) mod openapi;
 mod ops;
 mod reactions;
 mod receipts;

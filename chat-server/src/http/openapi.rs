@@ -8,7 +8,10 @@
 mod operation;
 mod table;
 
-use utoipa::openapi::path::{PathItem, PathsBuilder};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use utoipa::openapi::path::{HttpMethod, PathItem, PathsBuilder};
 use utoipa::openapi::security::{
     Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
 };
@@ -44,6 +47,39 @@ pub(super) fn routes() -> BoxedFilter<(Response,)> {
         page.into_response()
     });
     spec.or(docs).unify().boxed()
+}
+
+/// The methods a route template answers, for the `Allow` header of a `405` (RFC 9110 requires
+/// it); `None` for a path of no route. Read from the same table as the document.
+pub(crate) fn allowed_methods(template: &str) -> Option<&'static str> {
+    static ALLOWED: OnceLock<HashMap<&'static str, String>> = OnceLock::new();
+    let allowed = ALLOWED.get_or_init(|| {
+        let mut methods: HashMap<&'static str, Vec<&'static str>> = HashMap::new();
+        for op in table::operations() {
+            methods
+                .entry(op.path)
+                .or_default()
+                .push(method_name(&op.method));
+        }
+        methods
+            .into_iter()
+            .map(|(path, names)| (path, names.join(", ")))
+            .collect()
+    });
+    allowed.get(template).map(String::as_str)
+}
+
+fn method_name(method: &HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Get => "GET",
+        HttpMethod::Post => "POST",
+        HttpMethod::Put => "PUT",
+        HttpMethod::Delete => "DELETE",
+        HttpMethod::Options => "OPTIONS",
+        HttpMethod::Head => "HEAD",
+        HttpMethod::Patch => "PATCH",
+        HttpMethod::Trace => "TRACE",
+    }
 }
 
 /// The document.

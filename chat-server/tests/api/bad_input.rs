@@ -327,6 +327,13 @@ async fn invalid_room_and_message_input_changes_nothing() {
     }
     let (status, _) = server.get("/v1/rooms?cursor=forged", &alice.token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // An empty cursor is the first page, on every list.
+    let (_, first) = server.get("/v1/rooms", &alice.token).await;
+    let (status, empty) = server.get("/v1/rooms?cursor=", &alice.token).await;
+    assert_eq!((status, &empty), (StatusCode::OK, &first));
+    let receipts = messages.replace("/messages", "/receipts?cursor=");
+    let (status, body) = server.get(&receipts, &alice.token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, big) = server
         .request(
             Method::POST,
@@ -415,4 +422,28 @@ async fn odd_requests_never_get_a_500() {
         let (status, answer) = server.get(path, &alice.token).await;
         assert!(status.is_client_error(), "{path}: {status} {answer}");
     }
+}
+
+#[tokio::test]
+async fn a_method_a_route_lacks_is_405_with_the_methods_it_has() {
+    let server = TestServer::start().await;
+    let room = "/v1/rooms/3905f8f1-f691-44e2-8d92-307994850937";
+    for method in [Method::PUT, Method::from_bytes(b"TRACE").unwrap()] {
+        let res = reqwest::Client::new()
+            .request(method.clone(), format!("{}{room}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        let allow = res.headers()["allow"].to_str().unwrap().to_owned();
+        let mut listed: Vec<&str> = allow.split(", ").collect();
+        listed.sort();
+        assert_eq!(listed, ["DELETE", "GET", "PATCH"], "{method}");
+    }
+    let res = reqwest::Client::new()
+        .put(format!("{}/no/such/route", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("allow").is_none(), "no route, no Allow");
 }

@@ -595,7 +595,8 @@ fn live_and_operations() -> Vec<Op> {
                 101,
                 Response::new("Switching Protocols: the WebSocket is open."),
             )
-            .errors(&[401, 403]),
+            // 400: a plain GET, without the upgrade headers.
+            .errors(&[400, 401, 403]),
         Op::post("/v1/ws/ticket", "wsTicket", LIVE, "A WebSocket ticket")
             .describe("Single use, valid 30 s, on any node.")
             .reply::<WsTicket>(200, "The ticket."),
