@@ -15,7 +15,8 @@ pub trait OutboxStore: Send + Sync + Debug {
     /// Takes the relay's turn for `channel` and returns up to `limit` of its pending events
     /// (neither sent nor given up), in the order they were recorded; `None` when another
     /// relay holds the turn. The turn lasts until the batch is finished or dropped (dropping
-    /// it changes nothing, so its events come again).
+    /// it changes nothing, so its events come again; the turn may come free a moment after the
+    /// drop, when the store releases it in the background).
     async fn outbox_batch(
         &self,
         channel: &str,
