@@ -1741,13 +1741,7 @@ impl OutboxBatch for MemoryBatch {
         outcome: BatchOutcome,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let (delivered, failure) = match outcome {
-            BatchOutcome::Delivered => (self.positions.len(), None),
-            BatchOutcome::Failed {
-                delivered,
-                give_up_after,
-            } => (delivered.min(self.positions.len()), Some(give_up_after)),
-        };
+        let (delivered, failure) = outcome.split(self.positions.len());
         {
             let mut s = self.lock();
             for position in &self.positions[..delivered] {

@@ -213,13 +213,7 @@ impl OutboxBatch for PgBatch {
         outcome: BatchOutcome,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let (delivered, failure) = match outcome {
-            BatchOutcome::Delivered => (self.positions.len(), None),
-            BatchOutcome::Failed {
-                delivered,
-                give_up_after,
-            } => (delivered.min(self.positions.len()), Some(give_up_after)),
-        };
+        let (delivered, failure) = outcome.split(self.positions.len());
         let tx = &mut self.tx;
         if delivered > 0 {
             let sent = Query::update()

@@ -216,13 +216,7 @@ impl OutboxBatch for SqliteBatch {
         outcome: BatchOutcome,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let (delivered, failure) = match outcome {
-            BatchOutcome::Delivered => (self.positions.len(), None),
-            BatchOutcome::Failed {
-                delivered,
-                give_up_after,
-            } => (delivered.min(self.positions.len()), Some(give_up_after)),
-        };
+        let (delivered, failure) = outcome.split(self.positions.len());
         let mut tx = self
             .writer
             .begin_with("BEGIN IMMEDIATE")

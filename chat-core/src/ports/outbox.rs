@@ -47,6 +47,20 @@ pub enum BatchOutcome {
     },
 }
 
+impl BatchOutcome {
+    /// For a batch of `len` events: how many of the first were delivered, and, when the next
+    /// one failed, the sink's give-up limit for it.
+    pub fn split(self, len: usize) -> (usize, Option<Option<u32>>) {
+        match self {
+            BatchOutcome::Delivered => (len, None),
+            BatchOutcome::Failed {
+                delivered,
+                give_up_after,
+            } => (delivered.min(len), Some(give_up_after)),
+        }
+    }
+}
+
 /// A relay's turn on one channel, with the events it read.
 #[async_trait]
 pub trait OutboxBatch: Send + Debug {
