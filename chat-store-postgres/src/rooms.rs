@@ -368,6 +368,23 @@ async fn insert_members(
     Ok(())
 }
 
+/// Locks the room's row for the rest of the caller's transaction (every writer of a room takes
+/// it first, so they never deadlock); `false` when there is no such room.
+async fn lock_room(
+    conn: &mut PgConnection,
+    room: RoomId,
+    lock: LockType,
+) -> Result<bool, StoreError> {
+    let q = Query::select()
+        .column(Rooms::Id)
+        .from(Rooms::Table)
+        .and_where(Expr::col(Rooms::Id).eq(room.0))
+        .lock(lock)
+        .to_owned();
+    let locked: Option<(Uuid,)> = fetch_optional(conn, &q).await.map_err(db)?;
+    Ok(locked.is_some())
+}
+
 /// The room as the API shows it, read in the caller's transaction.
 pub(crate) async fn room_in(
     conn: &mut PgConnection,
@@ -827,14 +844,7 @@ impl RoomStore for PgStore {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The room's row first, as appends take it before the sender's membership: locking the
         // membership first would deadlock with a message the leaving member is sending.
-        let lock = Query::select()
-            .column(Rooms::Id)
-            .from(Rooms::Table)
-            .and_where(Expr::col(Rooms::Id).eq(room.0))
-            .lock(LockType::NoKeyUpdate)
-            .to_owned();
-        let locked: Option<(Uuid,)> = fetch_optional(&mut *tx, &lock).await.map_err(db)?;
-        if locked.is_none() {
+        if !lock_room(&mut tx, room, LockType::NoKeyUpdate).await? {
             return Err(StoreError::NotFound);
         }
         let mut events = Vec::new();
@@ -886,14 +896,7 @@ impl RoomStore for PgStore {
         // Returning early drops the transaction, which rolls back whatever it had done.
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The room's row first, in the order every writer of a room takes its locks.
-        let lock = Query::select()
-            .column(Rooms::Id)
-            .from(Rooms::Table)
-            .and_where(Expr::col(Rooms::Id).eq(room.0))
-            .lock(LockType::NoKeyUpdate)
-            .to_owned();
-        let locked: Option<(Uuid,)> = fetch_optional(&mut *tx, &lock).await.map_err(db)?;
-        if locked.is_none() {
+        if !lock_room(&mut tx, room, LockType::NoKeyUpdate).await? {
             return Err(StoreError::NotFound);
         }
         for (user, role) in roles {
@@ -966,14 +969,7 @@ impl RoomStore for PgStore {
         }
         // With events, the room is read under its row lock first, for `room.deleted`.
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let lock = Query::select()
-            .column(Rooms::Id)
-            .from(Rooms::Table)
-            .and_where(Expr::col(Rooms::Id).eq(room.0))
-            .lock(LockType::Update)
-            .to_owned();
-        let locked: Option<(Uuid,)> = fetch_optional(&mut *tx, &lock).await.map_err(db)?;
-        if locked.is_none() {
+        if !lock_room(&mut tx, room, LockType::Update).await? {
             return Ok(false);
         }
         let gone = room_in(&mut tx, room).await?;
@@ -990,14 +986,7 @@ impl RoomStore for PgStore {
     async fn delete_room(&self, room: RoomId) -> Result<Option<Vec<UploadId>>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The room's row first: appends in progress finish, later ones find no room.
-        let lock = Query::select()
-            .column(Rooms::Id)
-            .from(Rooms::Table)
-            .and_where(Expr::col(Rooms::Id).eq(room.0))
-            .lock(LockType::Update)
-            .to_owned();
-        let locked: Option<(Uuid,)> = fetch_optional(&mut *tx, &lock).await.map_err(db)?;
-        if locked.is_none() {
+        if !lock_room(&mut tx, room, LockType::Update).await? {
             return Ok(None);
         }
         // The uploads its live messages carry, read before the cascade takes the messages.
