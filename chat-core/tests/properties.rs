@@ -13,10 +13,13 @@ use chat_core::domain::{
     MessageId, MessageKind, PageSize, Password, Role, RoomId, RoomKind, RoomName, SearchQuery,
     Topic, UploadId, UserId, Username, Visibility,
 };
+use chat_core::engine::Limits;
 use proptest::prelude::*;
+use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use time::PrimitiveDateTime;
+use utoipa::PartialSchema;
 use uuid::Uuid;
 
 /// Text that hits the edges more often than uniform Unicode does: white space of several
@@ -382,5 +385,104 @@ proptest! {
         prop_assert_eq!(Visibility::parse(&raw).map(Visibility::as_str).unwrap_or(&raw), raw.as_str());
         prop_assert_eq!(RoomKind::parse(&raw).map(RoomKind::as_str).unwrap_or(&raw), raw.as_str());
         prop_assert_eq!(MessageKind::parse(&raw).map(MessageKind::as_str).unwrap_or(&raw), raw.as_str());
+    }
+}
+
+/// The OpenAPI schema of `T` (feature `openapi`) as the rules a JSON Schema validator applies
+/// to a string: its length bounds in characters and its pattern.
+struct SchemaRules {
+    min: Option<usize>,
+    max: Option<usize>,
+    pattern: Option<Regex>,
+}
+
+impl SchemaRules {
+    fn of<T: PartialSchema>() -> SchemaRules {
+        SchemaRules::from_json(&serde_json::to_value(T::schema()).expect("a schema serializes"))
+    }
+
+    fn from_json(schema: &serde_json::Value) -> SchemaRules {
+        assert_eq!(schema["type"], "string", "{schema}");
+        let bound = |key: &str| schema[key].as_u64().map(|n| n as usize);
+        SchemaRules {
+            min: bound("minLength"),
+            max: bound("maxLength"),
+            pattern: schema["pattern"]
+                .as_str()
+                .map(|p| Regex::new(p).expect("a pattern the regex crate reads")),
+        }
+    }
+
+    fn pattern(&self) -> &str {
+        self.pattern.as_ref().expect("a pattern").as_str()
+    }
+
+    fn accepts(&self, s: &str) -> bool {
+        let n = chars(s);
+        self.min.is_none_or(|min| n >= min)
+            && self.max.is_none_or(|max| n <= max)
+            && self.pattern.as_ref().is_none_or(|p| p.is_match(s))
+    }
+}
+
+/// Strings a schema's pattern describes, as a generator of test data would draw them (whole
+/// strings: proptest draws a full match, without the anchors).
+fn drawn_from(rules: &SchemaRules) -> impl Strategy<Value = String> {
+    let anchored = rules.pattern();
+    let pattern = anchored
+        .strip_prefix('^')
+        .and_then(|p| p.strip_suffix('$'))
+        .expect("an anchored pattern");
+    proptest::string::string_regex(pattern).expect("a pattern proptest can draw from")
+}
+
+proptest! {
+    #[test]
+    fn the_schemas_accept_exactly_what_parse_accepts(raw in messy(), max_chars in 1usize..100) {
+        let agree = |rules: SchemaRules, parsed: bool| rules.accepts(&raw) == parsed;
+        prop_assert!(agree(SchemaRules::of::<Username>(), Username::parse(&raw).is_ok()));
+        prop_assert!(agree(SchemaRules::of::<DisplayName>(), DisplayName::parse(&raw).is_ok()));
+        prop_assert!(agree(SchemaRules::of::<Email>(), Email::parse(&raw).is_ok()));
+        prop_assert!(agree(SchemaRules::of::<Password>(), Password::parse(&raw).is_ok()));
+        prop_assert!(agree(SchemaRules::of::<RoomName>(), RoomName::parse(&raw).is_ok()));
+        prop_assert!(agree(SchemaRules::of::<Topic>(), Topic::parse(&raw).is_ok()));
+        prop_assert!(agree(SchemaRules::of::<ClientId>(), ClientId::parse(&raw).is_ok()));
+        let body = SchemaRules::from_json(
+            &serde_json::to_value(MessageBody::schema_with_max(max_chars)).expect("a schema"),
+        );
+        prop_assert!(agree(body, MessageBody::parse(&raw, max_chars).is_ok()));
+        // JSON Schema counts characters, the emoji rule bytes: the schema admits every emoji,
+        // and what it admits within 32 bytes is one.
+        let emoji = SchemaRules::of::<Emoji>();
+        let parsed = Emoji::parse(&raw).is_ok();
+        prop_assert!(!parsed || emoji.accepts(&raw));
+        prop_assert_eq!(emoji.accepts(&raw) && raw.len() <= Emoji::MAX_BYTES, parsed);
+    }
+
+    #[test]
+    fn what_the_patterns_describe_parses(
+        username in drawn_from(&SchemaRules::of::<Username>()),
+        display_name in drawn_from(&SchemaRules::of::<DisplayName>()),
+        email in drawn_from(&SchemaRules::of::<Email>()),
+        room_name in drawn_from(&SchemaRules::of::<RoomName>()),
+        topic in drawn_from(&SchemaRules::of::<Topic>()),
+        body in drawn_from(&SchemaRules::of::<MessageBody>()),
+        client_id in drawn_from(&SchemaRules::of::<ClientId>()),
+    ) {
+        prop_assert!(Username::parse(&username).is_ok(), "{:?}", username);
+        prop_assert!(DisplayName::parse(&display_name).is_ok(), "{:?}", display_name);
+        if chars(&email) <= Email::MAX_CHARS {
+            prop_assert!(Email::parse(&email).is_ok(), "{:?}", email);
+        }
+        prop_assert!(RoomName::parse(&room_name).is_ok(), "{:?}", room_name);
+        prop_assert!(Topic::parse(&topic).is_ok(), "{:?}", topic);
+        prop_assert!(MessageBody::parse(&body, Limits::default().max_message_chars).is_ok(), "{:?}", body);
+        prop_assert!(ClientId::parse(&client_id).is_ok(), "{:?}", client_id);
+    }
+
+    #[test]
+    fn every_kept_file_name_fits_its_schema(raw in messy()) {
+        let name = FileName::sanitize(&raw);
+        prop_assert!(SchemaRules::of::<FileName>().accepts(name.as_str()), "{:?}", name);
     }
 }

@@ -46,6 +46,9 @@ impl MessageKind {
 pub struct MessageBody(String);
 
 impl MessageBody {
+    /// The control characters a body may hold (inside: trimming drops them at the ends).
+    pub const CONTROLS: [char; 2] = ['\n', '\t'];
+
     /// Validates a body against the configured maximum length.
     pub fn parse(raw: &str, max_chars: usize) -> Result<Self, String> {
         let trimmed = raw.trim();
@@ -58,7 +61,7 @@ impl MessageBody {
         }
         if trimmed
             .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+            .any(|c| c.is_control() && !Self::CONTROLS.contains(&c))
         {
             return Err("must not contain control characters".into());
         }
@@ -78,14 +81,16 @@ impl MessageBody {
 
 /// The sender's idempotency key for a message: 1-64 characters, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct ClientId(String);
 
 impl ClientId {
+    /// The longest client id, in characters.
+    pub const MAX_CHARS: usize = 64;
+
     /// Validates a client id.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        if !(1..=64).contains(&raw.chars().count()) {
+        if !(1..=Self::MAX_CHARS).contains(&raw.chars().count()) {
             return Err("must be 1-64 characters");
         }
         if raw.chars().any(char::is_control) {
@@ -159,7 +164,6 @@ pub struct ThreadSummary {
 /// shortcode) has at least one non-ASCII character and no ASCII letters, which admits keycaps
 /// such as `1️⃣` and keeps words out.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct Emoji(String);
 

@@ -5,6 +5,8 @@ mod message;
 mod moderation;
 mod page;
 mod room;
+#[cfg(feature = "openapi")]
+pub mod schemas;
 pub mod search;
 pub mod upload;
 mod user;

@@ -107,10 +107,13 @@ impl Visibility {
 pub struct RoomName(String);
 
 impl RoomName {
+    /// The longest room name, in characters (after trimming).
+    pub const MAX_CHARS: usize = 100;
+
     /// Validates a room name.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let trimmed = raw.trim();
-        if !(1..=100).contains(&trimmed.chars().count()) {
+        if !(1..=Self::MAX_CHARS).contains(&trimmed.chars().count()) {
             return Err("must be 1-100 characters");
         }
         if trimmed.chars().any(char::is_control) {
@@ -130,13 +133,21 @@ impl RoomName {
 pub struct Topic(String);
 
 impl Topic {
+    /// The longest topic, in characters (after trimming).
+    pub const MAX_CHARS: usize = 500;
+    /// The control characters a topic may hold (inside: trimming drops them at the ends).
+    pub const CONTROLS: [char; 1] = ['\n'];
+
     /// Validates a topic.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let trimmed = raw.trim();
-        if trimmed.chars().count() > 500 {
+        if trimmed.chars().count() > Self::MAX_CHARS {
             return Err("must be at most 500 characters");
         }
-        if trimmed.chars().any(|c| c.is_control() && c != '\n') {
+        if trimmed
+            .chars()
+            .any(|c| c.is_control() && !Self::CONTROLS.contains(&c))
+        {
             return Err("must not contain control characters");
         }
         Ok(Topic(trimmed.to_owned()))

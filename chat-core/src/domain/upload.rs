@@ -10,7 +10,6 @@ use super::ids::{UploadId, UserId};
 /// control characters, at most [`FileName::MAX_BYTES`] bytes; `file` when nothing is left. It
 /// is metadata only: blobs are stored under keys the engine generates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct FileName(String);
 

@@ -9,21 +9,29 @@ use super::ids::UserId;
 
 /// A login name: 3-32 characters of `[A-Za-z0-9_.-]`, unique case-insensitively.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct Username(String);
 
 impl Username {
+    /// The shortest username, in characters.
+    pub const MIN_CHARS: usize = 3;
+    /// The longest username, in characters.
+    pub const MAX_CHARS: usize = 32;
+    /// The characters a username may hold besides ASCII letters and digits.
+    pub const SYMBOLS: [char; 3] = ['_', '.', '-'];
+
+    /// Whether `c` may be part of a username.
+    pub fn is_name_char(c: char) -> bool {
+        c.is_ascii_alphanumeric() || Self::SYMBOLS.contains(&c)
+    }
+
     /// Validates a username.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let len = raw.chars().count();
-        if !(3..=32).contains(&len) {
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&len) {
             return Err("must be 3-32 characters");
         }
-        if !raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        {
+        if !raw.chars().all(Self::is_name_char) {
             return Err("may contain only letters, digits, '_', '.' and '-'");
         }
         Ok(Username(raw.to_owned()))
@@ -61,16 +69,18 @@ impl fmt::Display for Username {
 
 /// A display name: trimmed, 1-64 characters, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct DisplayName(String);
 
 impl DisplayName {
+    /// The longest display name, in characters (after trimming).
+    pub const MAX_CHARS: usize = 64;
+
     /// Validates a display name (surrounding white space is dropped).
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let trimmed = raw.trim();
         let len = trimmed.chars().count();
-        if !(1..=64).contains(&len) {
+        if !(1..=Self::MAX_CHARS).contains(&len) {
             return Err("must be 1-64 characters");
         }
         if trimmed.chars().any(char::is_control) {
@@ -104,19 +114,25 @@ impl From<&Username> for DisplayName {
     }
 }
 
-/// An email address: one `@` between a non-empty local part and a dotted domain, at most 254
-/// characters, no white space. Unique case-insensitively.
+/// An email address: one `@` between a non-empty local part and a dotted domain, no white
+/// space inside; at most 254 characters as given. Unique case-insensitively.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
 
 impl Email {
+    /// The longest email address, in characters, counted as given (surrounding white space
+    /// included, so the bound is the same before and after trimming).
+    pub const MAX_CHARS: usize = 254;
+
     /// Validates an email address (surrounding white space is dropped).
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let s = raw.trim();
         let invalid = "must be an email address";
-        if s.is_empty() || s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if s.is_empty()
+            || raw.chars().count() > Self::MAX_CHARS
+            || s.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid);
         }
         let (local, domain) = s.split_once('@').ok_or(invalid)?;
@@ -160,9 +176,14 @@ impl From<Email> for String {
 pub struct Password(String);
 
 impl Password {
+    /// The shortest password, in characters.
+    pub const MIN_CHARS: usize = 8;
+    /// The longest password, in characters.
+    pub const MAX_CHARS: usize = 1024;
+
     /// Validates a new password's length.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        if !(8..=1024).contains(&raw.chars().count()) {
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&raw.chars().count()) {
             return Err("must be 8-1024 characters");
         }
         Ok(Password(raw.to_owned()))

@@ -10,7 +10,7 @@ use super::rooms::{more_than, parse_cursor};
 use super::ChatEngine;
 use crate::domain::{
     ClientId, Cursor, HistoryAnchor, HistoryPage, Message, MessageBody, MessageId, MessageKind,
-    NewMessage, PageSize, RoomId, SearchQuery, Seq, UploadId, UserId,
+    NewMessage, PageSize, RoomId, SearchQuery, Seq, UploadId, UserId, Username,
 };
 use crate::error::{ChatError, FieldCheck, FieldErrors};
 use crate::events::Event;
@@ -94,7 +94,7 @@ pub struct SearchPage {
 /// The usernames named as `@username` in a body, as lowercase keys. A name followed by
 /// punctuation (`@bob.` or `@bob-`) also counts without it, since usernames may contain those.
 pub(super) fn mentioned_keys(body: &str) -> Vec<String> {
-    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    let is_name = Username::is_name_char;
     let mut keys = Vec::new();
     let mut prev: Option<char> = None;
     for (i, c) in body.char_indices() {
@@ -104,7 +104,9 @@ pub(super) fn mentioned_keys(body: &str) -> Vec<String> {
             for candidate in [name.as_str(), trimmed] {
                 let len = candidate.chars().count();
                 let key = candidate.to_ascii_lowercase();
-                if (3..=32).contains(&len) && !keys.contains(&key) {
+                if (Username::MIN_CHARS..=Username::MAX_CHARS).contains(&len)
+                    && !keys.contains(&key)
+                {
                     keys.push(key);
                 }
             }
