@@ -22,14 +22,18 @@ use crate::ports::{constraint, AuthSession, TicketGrant};
 #[serde(deny_unknown_fields)]
 pub struct Register {
     /// 3-32 characters of `[A-Za-z0-9_.-]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::Username))]
     pub username: String,
     /// 8-1024 characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::Password))]
     pub password: String,
     /// An optional email, unique.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::domain::Email>))]
     pub email: Option<String>,
     /// The name shown to others (default: the username).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::domain::DisplayName>))]
     pub display_name: Option<String>,
 }
 
@@ -40,9 +44,11 @@ pub struct Register {
 pub struct UpdateMe {
     /// A new display name.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::domain::DisplayName>))]
     pub display_name: Option<String>,
     /// A new email, or `null` (`Some(None)`) to remove it.
     #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::domain::Email>))]
     pub email: Option<Option<String>>,
 }
 

@@ -20,6 +20,7 @@ const DELETED: &str = "the message was deleted";
 #[serde(deny_unknown_fields)]
 pub struct EditMessage {
     /// The text: trimmed, 1 to `max_message_chars` characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::MessageBody))]
     pub body: String,
 }
 

@@ -18,7 +18,6 @@ use crate::ports::HintKind;
 
 /// A message to send.
 #[derive(Clone, Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
     /// The text: trimmed, 1 to `max_message_chars` characters.
@@ -36,6 +35,94 @@ pub struct SendMessage {
     /// An upload to attach.
     #[serde(default)]
     pub attachment_id: Option<String>,
+}
+
+/// The schema of a [`SendMessage`]: a text (`body`), or a file (`attachment_id`) whose caption
+/// may be left out, `null` or blank. Written by hand, because no field alone says that.
+#[cfg(feature = "openapi")]
+mod send_schema {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, AllOfBuilder, AnyOfBuilder, ObjectBuilder, OneOfBuilder, RefBuilder,
+        Schema, Type,
+    };
+    use utoipa::openapi::RefOr;
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::SendMessage;
+    use crate::domain::schemas::nullable;
+    use crate::domain::{ClientId, MessageBody, MessageId, UploadId};
+
+    fn component<T: ToSchema>(description: &str) -> RefOr<Schema> {
+        RefBuilder::new()
+            .ref_location_from_schema_name(T::name())
+            .description(Some(description))
+            .build()
+            .into()
+    }
+
+    impl PartialSchema for SendMessage {
+        fn schema() -> RefOr<Schema> {
+            let caption = OneOfBuilder::new()
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+                .item(MessageBody::blank_schema())
+                .item(component::<MessageBody>("The text."))
+                .description(Some(
+                    "The text: trimmed, 1 to `max_message_chars` characters; a file's \
+                     caption may also be blank or `null`.",
+                ));
+            let text = ObjectBuilder::new()
+                .property("body", component::<MessageBody>("The text."))
+                .required("body");
+            let file = ObjectBuilder::new()
+                .property("attachment_id", component::<UploadId>("The file."))
+                .required("attachment_id");
+            let fields = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("body", caption)
+                .property(
+                    "client_id",
+                    nullable(component::<ClientId>(
+                        "The sender's idempotency key (1-64 characters).",
+                    )),
+                )
+                .property(
+                    "reply_to",
+                    nullable(component::<MessageId>(
+                        "A message of the same room to quote.",
+                    )),
+                )
+                .property(
+                    "thread_id",
+                    nullable(component::<MessageId>(
+                        "A root message of the same room whose thread this message joins.",
+                    )),
+                )
+                .property(
+                    "attachment_id",
+                    nullable(component::<UploadId>(
+                        "An upload of the sender's to attach.",
+                    )),
+                )
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+            AllOfBuilder::new()
+                .item(fields)
+                .item(AnyOfBuilder::new().item(text).item(file))
+                .description(Some(
+                    "A message to send: a text (`body`), or a file (`attachment_id`) with an \
+                     optional caption.",
+                ))
+                .into()
+        }
+    }
+
+    impl ToSchema for SendMessage {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((MessageBody::name().into_owned(), MessageBody::schema()));
+            schemas.push((ClientId::name().into_owned(), ClientId::schema()));
+            schemas.push((MessageId::name().into_owned(), MessageId::schema()));
+            schemas.push((UploadId::name().into_owned(), UploadId::schema()));
+        }
+    }
 }
 
 /// A sent message, and whether it was stored now (`false`: a repeated `client_id`).

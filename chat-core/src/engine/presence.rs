@@ -36,6 +36,20 @@ pub enum PresenceStatus {
     Offline,
 }
 
+impl PresenceStatus {
+    /// The statuses a user sets; `offline` follows from having no connection.
+    pub const SETTABLE: [PresenceStatus; 2] = [PresenceStatus::Online, PresenceStatus::Away];
+
+    /// The status's name as shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresenceStatus::Online => "online",
+            PresenceStatus::Away => "away",
+            PresenceStatus::Offline => "offline",
+        }
+    }
+}
+
 /// A user's presence.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -71,7 +85,16 @@ impl From<PresenceRecord> for Presence {
 #[serde(deny_unknown_fields)]
 pub struct SetPresence {
     /// `online` or `away`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = settable_status))]
     pub status: String,
+}
+
+#[cfg(feature = "openapi")]
+fn settable_status() -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(PresenceStatus::SETTABLE.map(PresenceStatus::as_str)))
+        .description(Some("`online` or `away`."))
 }
 
 impl ChatEngine {
@@ -108,10 +131,12 @@ impl ChatEngine {
         actor: UserId,
         input: SetPresence,
     ) -> Result<Presence, ChatError> {
-        let away = match input.status.as_str() {
-            "online" => false,
-            "away" => true,
-            _ => {
+        let away = match PresenceStatus::SETTABLE
+            .into_iter()
+            .find(|s| s.as_str() == input.status)
+        {
+            Some(status) => status == PresenceStatus::Away,
+            None => {
                 return Err(ChatError::Validation(FieldErrors::one(
                     "status",
                     "must be online or away",

@@ -14,6 +14,7 @@ use crate::ports::HintKind;
 #[serde(deny_unknown_fields)]
 pub struct ChangeRole {
     /// `owner`, `admin` or `member`.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::Role))]
     pub role: String,
 }
 

@@ -17,16 +17,34 @@ use crate::ports::{constraint, HintKind};
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
     /// 1-100 characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = RoomName))]
     pub name: String,
     /// Up to 500 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Topic>))]
     pub topic: Option<String>,
     /// `public` or `private` (default).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Visibility>))]
     pub visibility: Option<String>,
     /// Users to add as members (up to 100).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = initial_members))]
     pub members: Option<Vec<String>>,
+}
+
+/// The schema of [`CreateRoom::members`]: user ids, at most the default
+/// [`Limits::max_initial_members`](super::Limits::max_initial_members) (a server with other
+/// limits states its own), or `null`.
+#[cfg(feature = "openapi")]
+fn initial_members() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::ArrayBuilder;
+    use utoipa::PartialSchema;
+    let ids = ArrayBuilder::new()
+        .items(UserId::schema())
+        .max_items(Some(super::Limits::default().max_initial_members))
+        .description(Some("Users to add as members."));
+    crate::domain::schemas::nullable(ids)
 }
 
 /// A member to add.
@@ -35,10 +53,23 @@ pub struct CreateRoom {
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     /// The user to add.
+    #[cfg_attr(feature = "openapi", schema(value_type = UserId))]
     pub user_id: String,
     /// `member` (default) or `admin`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = added_role))]
     pub role: Option<String>,
+}
+
+/// The roles a member can be added with (the owner hands ownership over by changing a role).
+const ADDED_ROLES: [Role; 2] = [Role::Member, Role::Admin];
+
+/// The schema of [`AddMember::role`]: one of [`ADDED_ROLES`], or `null`.
+#[cfg(feature = "openapi")]
+fn added_role() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    let roles = crate::domain::schemas::roles(&ADDED_ROLES)
+        .description(Some("`member` (default) or `admin`."));
+    crate::domain::schemas::nullable(roles)
 }
 
 /// The caller's own settings of a room; absent fields stay as they are.
@@ -64,12 +95,15 @@ pub struct RoomSettings {
 pub struct UpdateRoom {
     /// 1-100 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<RoomName>))]
     pub name: Option<String>,
     /// Up to 500 characters, or `null`.
     #[serde(default, deserialize_with = "super::accounts::present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Topic>))]
     pub topic: Option<Option<String>>,
     /// `public` or `private`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Visibility>))]
     pub visibility: Option<String>,
 }
 
@@ -432,14 +466,15 @@ impl ChatEngine {
         let role = match input.role.as_deref() {
             None => Some(Role::Member),
             Some(r) => match Role::parse(r) {
-                Some(Role::Owner) => {
+                Some(role) if ADDED_ROLES.contains(&role) => Some(role),
+                // The owner.
+                Some(_) => {
                     errors.add(
                         "role",
                         "ownership is handed over by changing a member's role",
                     );
                     None
                 }
-                Some(role) => Some(role),
                 None => {
                     errors.add("role", "must be member or admin");
                     None

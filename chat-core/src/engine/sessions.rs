@@ -24,6 +24,7 @@ pub struct ChangePassword {
     /// The password in force, as proof that the caller is the account's owner.
     pub current_password: String,
     /// The new one: 8-1024 characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::Password))]
     pub new_password: String,
 }
 

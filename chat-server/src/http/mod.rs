@@ -54,7 +54,7 @@ pub(crate) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .unify()
         .or(ops::routes(state))
         .unify()
-        .or(openapi::routes())
+        .or(openapi::routes(state.engine.limits()))
         .unify()
         .boxed()
 }

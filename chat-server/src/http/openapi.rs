@@ -12,16 +12,20 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use utoipa::openapi::path::{HttpMethod, PathItem, PathsBuilder};
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{
     Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
 };
 use utoipa::openapi::tag::TagBuilder;
-use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder};
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 use warp::filters::BoxedFilter;
 use warp::http::header::CONTENT_TYPE;
 use warp::reply::Response;
 use warp::{Filter, Reply};
+
+use chat_core::domain::MessageBody;
+use chat_core::engine::{CreateRoom, Limits};
 
 use crate::error::ErrorBody;
 use operation::{BEARER, OAUTH2};
@@ -30,9 +34,9 @@ use operation::{BEARER, OAUTH2};
 const DOCS_PAGE: &str = include_str!("openapi/docs.html");
 
 /// `GET /openapi.json` and `GET /docs`.
-pub(super) fn routes() -> BoxedFilter<(Response,)> {
-    // Built once: the document depends on nothing but the code.
-    let json = serde_json::to_string(&document()).expect("the OpenAPI document serializes");
+pub(super) fn routes(limits: &Limits) -> BoxedFilter<(Response,)> {
+    // Built once: the document depends on nothing but the code and the engine's limits.
+    let json = serde_json::to_string(&document(limits)).expect("the OpenAPI document serializes");
     let spec = warp::path!("openapi.json").and(warp::get()).map(move || {
         warp::reply::with_header(json.clone(), CONTENT_TYPE, "application/json").into_response()
     });
@@ -69,6 +73,26 @@ pub(crate) fn allowed_methods(template: &str) -> Option<&'static str> {
     allowed.get(template).map(String::as_str)
 }
 
+/// `schema` (the component `name`) with the bounds of `limits`: the longest message body, and
+/// the most members a new room may name.
+fn with_limits(name: &str, schema: &mut RefOr<Schema>, limits: &Limits) {
+    if name == MessageBody::name() {
+        *schema = MessageBody::schema_with_max(limits.max_message_chars);
+    } else if name == CreateRoom::name() {
+        let RefOr::T(Schema::Object(room)) = schema else {
+            return;
+        };
+        // `members` is a list of ids, or null.
+        if let Some(RefOr::T(Schema::OneOf(members))) = room.properties.get_mut("members") {
+            for option in &mut members.items {
+                if let RefOr::T(Schema::Array(ids)) = option {
+                    ids.max_items = Some(limits.max_initial_members);
+                }
+            }
+        }
+    }
+}
+
 fn method_name(method: &HttpMethod) -> &'static str {
     match method {
         HttpMethod::Get => "GET",
@@ -82,8 +106,8 @@ fn method_name(method: &HttpMethod) -> &'static str {
     }
 }
 
-/// The document.
-fn document() -> OpenApi {
+/// The document, with the bounds of `limits` where the types state the default ones.
+fn document(limits: &Limits) -> OpenApi {
     let mut paths = PathsBuilder::new();
     let mut schemas = vec![(ErrorBody::name().into_owned(), ErrorBody::schema())];
     ErrorBody::schemas(&mut schemas);
@@ -92,6 +116,9 @@ fn document() -> OpenApi {
         let (method, path) = (op.method.clone(), op.path);
         // Operations of one path merge into its item.
         paths = paths.path(path, PathItem::new(method, op.build()));
+    }
+    for (name, schema) in &mut schemas {
+        with_limits(name, schema, limits);
     }
     let components = ComponentsBuilder::new()
         .schemas_from_iter(schemas)

@@ -20,6 +20,7 @@ use crate::State;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct OpenDirect {
+    #[schema(value_type = chat_core::domain::UserId)]
     user_id: String,
 }
 
