@@ -1,7 +1,8 @@
 //! Receipts and unread counts: each member's read and delivered watermarks, which only move
 //! forward, and the unread counts the server computes from them.
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{ChatEngine, Inner};
 use crate::domain::{Cursor, PageSize, Room, RoomId, Seq, UserId};
@@ -18,7 +19,40 @@ pub const MAX_RECEIPT_ROOM: i64 = 100;
 #[serde(deny_unknown_fields)]
 pub struct MarkSeq {
     /// The seq read or delivered (clamped to the room's last seq).
+    #[serde(deserialize_with = "whole_number")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub seq: i64,
+}
+
+/// A JSON integer of `i64` (the document says `int64`), also when written with a zero
+/// fraction (`5.0`), which JSON Schema's `integer` counts as one.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct Whole;
+    impl Visitor<'_> for Whole {
+        type Value = i64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer of 64 bits")
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+            // `i64::MAX as f64` is 2^63, just past the largest i64.
+            if v.fract() == 0.0 && (i64::MIN as f64..i64::MAX as f64).contains(&v) {
+                Ok(v as i64)
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(Whole)
 }
 
 /// The caller's watermarks after a read, and what is still unread.
@@ -205,5 +239,26 @@ impl Inner {
             HintKind::Receipt { user },
         )
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seqs_are_json_integers_also_with_a_zero_fraction() {
+        let seq = |json: &str| serde_json::from_str::<MarkSeq>(json).map(|m| m.seq).ok();
+        assert_eq!(seq(r#"{"seq": 5}"#), Some(5));
+        assert_eq!(seq(r#"{"seq": 5.0}"#), Some(5));
+        assert_eq!(seq(r#"{"seq": -3.0}"#), Some(-3));
+        assert_eq!(seq(r#"{"seq": -9223372036854775808.0}"#), Some(i64::MIN));
+        assert_eq!(seq(r#"{"seq": 9223372036854775807}"#), Some(i64::MAX));
+        assert_eq!(seq(r#"{"seq": 9223372036854775808}"#), None);
+        assert_eq!(seq(r#"{"seq": 9223372036854775808.0}"#), None);
+        assert_eq!(seq(r#"{"seq": 1e300}"#), None);
+        assert_eq!(seq(r#"{"seq": 5.5}"#), None);
+        assert_eq!(seq(r#"{"seq": "5"}"#), None);
+        assert_eq!(seq(r#"{"seq": null}"#), None);
     }
 }
