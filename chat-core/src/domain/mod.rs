@@ -17,7 +17,7 @@ pub use message::{
     MessageEdit, MessageKind, NewMessage, Reaction, ReactionChange, ReactionEdit, ThreadSummary,
 };
 pub use moderation::{Ban, Block};
-pub use page::{from_micros, micros, Cursor, PageSize};
+pub use page::{from_micros, micros, Cursor, NameCursor, PageSize};
 pub use room::{
     Member, Membership, MembershipView, NewRoom, Role, Room, RoomKind, RoomListItem, RoomName,
     RoomPatch, RoomPosition, SettingsPatch, Topic, Visibility,

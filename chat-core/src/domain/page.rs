@@ -50,23 +50,73 @@ impl Cursor {
         }
     }
 
-    /// The opaque form handed to clients.
+    /// The length of a cursor's opaque form: 64 lowercase hex digits.
+    pub const ENCODED_LEN: usize = 64;
+
+    /// The opaque form handed to clients: rank, time and id as 64 lowercase hex digits (the
+    /// numbers as their two's complement), so that every such string is a position.
     pub fn encode(&self) -> String {
-        format!("{}.{}.{}", self.rank, self.at_micros, self.id.simple())
+        format!(
+            "{:016x}{:016x}{}",
+            self.rank as u64,
+            self.at_micros as u64,
+            self.id.simple()
+        )
     }
 
-    /// Parses a cursor a client handed back; `None` when it is not one of ours.
+    /// Parses a cursor a client handed back; `None` unless it is [`Cursor::ENCODED_LEN`]
+    /// lowercase hex digits.
     pub fn decode(s: &str) -> Option<Cursor> {
-        let mut parts = s.splitn(3, '.');
-        let rank = parts.next()?.parse().ok()?;
-        let at_micros = parts.next()?.parse().ok()?;
-        let id = Uuid::try_parse(parts.next()?).ok()?;
+        if s.len() != Self::ENCODED_LEN || !s.bytes().all(is_lower_hex) {
+            return None;
+        }
+        let number = |range| u64::from_str_radix(&s[range], 16).ok().map(|n| n as i64);
         Some(Cursor {
-            rank,
-            at_micros,
-            id,
+            rank: number(0..16)?,
+            at_micros: number(16..32)?,
+            id: Uuid::try_parse(&s[32..]).ok()?,
         })
     }
+}
+
+/// A position in a list ordered by a name of printable ASCII characters (a username key): the
+/// last name of the previous page, hex-encoded so it is opaque and safe in a URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameCursor(pub String);
+
+impl NameCursor {
+    /// The opaque form handed to clients: two lowercase hex digits per character. A name
+    /// beyond printable ASCII has no cursor form (`None`).
+    pub fn encode(&self) -> Option<String> {
+        self.0
+            .bytes()
+            .all(|b| b.is_ascii_graphic())
+            .then(|| self.0.bytes().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Parses a cursor a client handed back; `None` unless it is pairs of lowercase hex digits
+    /// that each name a printable ASCII character (no space, no control).
+    pub fn decode(s: &str) -> Option<NameCursor> {
+        let bytes = s.as_bytes();
+        if !bytes.len().is_multiple_of(2) || !bytes.iter().copied().all(is_lower_hex) {
+            return None;
+        }
+        let name = bytes
+            .chunks(2)
+            .map(|pair| {
+                let text = std::str::from_utf8(pair).ok()?;
+                u8::from_str_radix(text, 16)
+                    .ok()
+                    .filter(u8::is_ascii_graphic)
+                    .map(char::from)
+            })
+            .collect::<Option<String>>()?;
+        Some(NameCursor(name))
+    }
+}
+
+fn is_lower_hex(b: u8) -> bool {
+    matches!(b, b'0'..=b'9' | b'a'..=b'f')
 }
 
 /// Microseconds since the Unix epoch; the precision every store keeps.
@@ -101,6 +151,35 @@ mod tests {
         };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("nope"), None);
-        assert_eq!(Cursor::decode("1.2.not-a-uuid"), None);
+        assert_eq!(Cursor::decode(&"g".repeat(64)), None);
+        assert_eq!(Cursor::decode(&c.encode().to_uppercase()), None);
+        let negative = Cursor {
+            rank: -1,
+            at_micros: i64::MIN,
+            id: Uuid::nil(),
+        };
+        assert_eq!(Cursor::decode(&negative.encode()), Some(negative));
+        assert_eq!(
+            Cursor::decode(&"0".repeat(64)),
+            Some(Cursor {
+                rank: 0,
+                at_micros: 0,
+                id: Uuid::nil()
+            })
+        );
+    }
+
+    #[test]
+    fn name_cursor_round_trips_ascii_and_rejects_the_rest() {
+        let c = NameCursor("al_ice.b-9".into());
+        let encoded = c.encode().expect("an ASCII name");
+        assert_eq!(encoded, "616c5f6963652e622d39");
+        assert_eq!(NameCursor::decode(&encoded), Some(c));
+        assert_eq!(NameCursor::decode(""), Some(NameCursor(String::new())));
+        assert_eq!(NameCursor("é".into()).encode(), None);
+        assert_eq!(NameCursor("a b".into()).encode(), None);
+        for garbage in ["6", "616G", "6C", "80", "+1", "ff", "00", "20", "7f"] {
+            assert_eq!(NameCursor::decode(garbage), None, "{garbage}");
+        }
     }
 }

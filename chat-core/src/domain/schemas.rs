@@ -14,8 +14,8 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use super::{
-    ClientId, DisplayName, Email, Emoji, FileName, MessageBody, Password, Role, RoomName, Topic,
-    Username,
+    ClientId, Cursor, DisplayName, Email, Emoji, FileName, MessageBody, NameCursor, Password, Role,
+    RoomName, Topic, Username,
 };
 use crate::engine::Limits;
 
@@ -318,6 +318,30 @@ impl PartialSchema for FileName {
 }
 
 impl ToSchema for FileName {}
+
+impl PartialSchema for Cursor {
+    fn schema() -> RefOr<Schema> {
+        text(
+            format!("^(?:[0-9a-f]{{{}}})?$", Cursor::ENCODED_LEN),
+            "The previous page's `next_cursor` (opaque); empty or absent for the first page.",
+        )
+        .into()
+    }
+}
+
+impl ToSchema for Cursor {}
+
+impl PartialSchema for NameCursor {
+    fn schema() -> RefOr<Schema> {
+        text(
+            "^(?:2[1-9a-f]|[3-6][0-9a-f]|7[0-9a-e])*$".to_owned(),
+            "The previous page's `next_cursor` (opaque); empty or absent for the first page.",
+        )
+        .into()
+    }
+}
+
+impl ToSchema for NameCursor {}
 
 /// The schema of the roles in `roles` (for fields that take only some of them).
 pub fn roles(roles: &[Role]) -> ObjectBuilder {

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use crate::auth::host::HostUser;
 use crate::auth::{hex, new_opaque_token, opaque_token_hash, Identity};
 use crate::domain::{
-    DisplayName, Email, PageSize, Password, SessionId, User, UserId, UserPatch, Username,
+    DisplayName, Email, NameCursor, PageSize, Password, SessionId, User, UserId, UserPatch,
+    Username,
 };
 use crate::error::{ChatError, FieldCheck, FieldErrors, StoreError};
 use crate::ports::{constraint, AuthSession, TicketGrant};
@@ -388,16 +389,12 @@ impl ChatEngine {
         cursor: Option<&str>,
         limit: PageSize,
     ) -> Result<UserPage, ChatError> {
-        // The cursor is the last username key of the previous page, hex-encoded so it is opaque
-        // and safe in a URL.
+        // An empty cursor is the first page, as for every list.
         let after = cursor
+            .filter(|c| !c.is_empty())
             .map(|c| {
-                let bytes: Option<Vec<u8>> = (0..c.len())
-                    .step_by(2)
-                    .map(|i| c.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-                    .collect();
-                bytes
-                    .and_then(|b| String::from_utf8(b).ok())
+                NameCursor::decode(c)
+                    .map(|c| c.0)
                     .ok_or_else(|| ChatError::BadRequest("invalid cursor".into()))
             })
             .transpose()?;
@@ -408,13 +405,10 @@ impl ChatEngine {
             .await?;
         let more = users.len() > limit.get() as usize;
         users.truncate(limit.get() as usize);
-        let next_cursor = more.then(|| users.last()).flatten().map(|u| {
-            u.username
-                .key()
-                .bytes()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        });
+        let next_cursor = more
+            .then(|| users.last())
+            .flatten()
+            .and_then(|u| NameCursor(u.username.key()).encode());
         Ok(UserPage {
             users: users.into_iter().map(User::public).collect(),
             next_cursor,
