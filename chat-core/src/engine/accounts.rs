@@ -74,9 +74,12 @@ pub struct UserPage {
 /// The longest search text looked at; the rest is ignored, so any `q` is a valid search.
 const MAX_QUERY_CHARS: usize = 100;
 
-/// A search text as looked at: trimmed and cut to [`MAX_QUERY_CHARS`].
-pub(super) fn search_text(q: &str) -> String {
-    q.trim().chars().take(MAX_QUERY_CHARS).collect()
+/// A search text as looked at: trimmed and cut to [`MAX_QUERY_CHARS`]; `None` when it holds a
+/// control character, which no name does (so it finds nothing, and never reaches a store that
+/// cannot hold one, as PostgreSQL cannot hold NUL).
+pub(super) fn search_text(q: &str) -> Option<String> {
+    let text: String = q.trim().chars().take(MAX_QUERY_CHARS).collect();
+    (!text.chars().any(char::is_control)).then_some(text)
 }
 
 /// What a successful sign-in returns.
@@ -229,11 +232,16 @@ impl ChatEngine {
                     .map_err(|retry_after_secs| ChatError::RateLimited { retry_after_secs })?;
             }
         }
-        // Over-long inputs cannot match and must not cost a hash of megabytes.
-        let credentials = if login.len() > 254 || password.chars().count() > 1024 {
+        // Over-long inputs cannot match and must not cost a hash of megabytes; a login with a
+        // control character names no username or email.
+        let login = login.trim();
+        let credentials = if login.chars().count() > Email::MAX_CHARS
+            || login.chars().any(char::is_control)
+            || password.chars().count() > Password::MAX_CHARS
+        {
             None
         } else {
-            inner.store().credentials(login.trim()).await?
+            inner.store().credentials(login).await?
         };
         // A user provisioned from a host's token has no password: they fail like a stranger.
         let hash = credentials
@@ -398,10 +406,16 @@ impl ChatEngine {
                     .ok_or_else(|| ChatError::BadRequest("invalid cursor".into()))
             })
             .transpose()?;
+        let Some(text) = search_text(q) else {
+            return Ok(UserPage {
+                users: Vec::new(),
+                next_cursor: None,
+            });
+        };
         let mut users = self
             .inner
             .store()
-            .search_users(&search_text(q), after.as_deref(), limit.get() + 1)
+            .search_users(&text, after.as_deref(), limit.get() + 1)
             .await?;
         let more = users.len() > limit.get() as usize;
         users.truncate(limit.get() as usize);

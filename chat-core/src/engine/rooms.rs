@@ -286,7 +286,12 @@ impl ChatEngine {
         limit: PageSize,
     ) -> Result<PublicRoomPage, ChatError> {
         let after = parse_cursor(cursor)?;
-        let text = super::accounts::search_text(q);
+        let Some(text) = super::accounts::search_text(q) else {
+            return Ok(PublicRoomPage {
+                rooms: Vec::new(),
+                next_cursor: None,
+            });
+        };
         let mut rooms = self
             .inner
             .store()

@@ -424,6 +424,53 @@ async fn odd_requests_never_get_a_500() {
     }
 }
 
+/// Found by schemathesis: PostgreSQL cannot hold NUL in text, and user text reached it in
+/// searches, sign-ins and cursors (500). No name holds a control character, so such text finds
+/// no one and signs no one in; a cursor with one is not a cursor.
+#[tokio::test]
+async fn control_characters_in_searches_logins_and_cursors_are_no_500_on_any_backend() {
+    for (backend, server) in TestServer::on_each_backend().await {
+        let alice = server.register("alice").await;
+        server.room(&alice, &[]).await;
+        for (path, list) in [
+            ("/v1/users?q=%00", "users"),
+            ("/v1/users?q=al%00", "users"),
+            ("/v1/users?q=al%07ice", "users"),
+            ("/v1/rooms/public?q=%00", "rooms"),
+        ] {
+            let (status, body) = server.get(path, &alice.token).await;
+            assert_eq!(status, StatusCode::OK, "{backend} {path}: {body}");
+            assert_eq!(body[list], json!([]), "{backend} {path}");
+        }
+        for cursor in ["00", "616c00", "0a"] {
+            let (status, body) = server
+                .get(&format!("/v1/users?cursor={cursor}"), &alice.token)
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::BAD_REQUEST,
+                "{backend} {cursor}: {body}"
+            );
+        }
+        let (status, body) = server
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"login": "alice\u{0}", "password": "password-123"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{backend}: {body}");
+        let res = reqwest::Client::new()
+            .post(format!("{}/v1/auth/token", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("username=alice%00&password=password-123")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{backend}");
+    }
+}
+
 #[tokio::test]
 async fn a_method_a_route_lacks_is_405_with_the_methods_it_has() {
     let server = TestServer::start().await;
