@@ -65,18 +65,19 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .and(query())
         .then(|engine: ChatEngine, who: Identity, q: Query| async move {
             let result = async {
-                let users = q
-                    .text("user_ids")
-                    .unwrap_or("")
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|id| {
-                        id.parse::<UserId>().map_err(|_| {
-                            ChatError::BadRequest(format!("user_ids: {id:?} is not a user id"))
+                // Ids separated by commas, nothing else: `user_ids=` names no one, so it is
+                // refused like any other list item that is not an id.
+                let users = match q.text("user_ids") {
+                    None => Vec::new(),
+                    Some(list) => list
+                        .split(',')
+                        .map(|id| {
+                            id.parse::<UserId>().map_err(|_| {
+                                ChatError::BadRequest(format!("user_ids: {id:?} is not a user id"))
+                            })
                         })
-                    })
-                    .collect::<Result<Vec<UserId>, ChatError>>()?;
+                        .collect::<Result<Vec<UserId>, ChatError>>()?,
+                };
                 let presence = engine.presence(who.user, &users).await?;
                 Ok(PresenceList { presence })
             };

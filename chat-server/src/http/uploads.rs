@@ -110,13 +110,18 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
                 let result = async {
                     // A Range this server does not serve is ignored, as RFC 9110 allows.
                     let range = range.as_deref().and_then(parse_range);
-                    let sig = q.text("sig");
+                    let link = match (q.text("sig"), q.int("expires")?) {
+                        (Some(sig), Some(expires)) => Some((sig, expires)),
+                        (None, None) => None,
+                        _ => {
+                            return Err(ChatError::BadRequest(
+                                "a signed link needs both sig and expires".into(),
+                            ))
+                        }
+                    };
                     let (id, token) = (path_id::<UploadId>(&id), bearer(auth.as_deref()));
-                    match (sig, token) {
-                        (Some(sig), _) => {
-                            let expires = q.int("expires")?.ok_or_else(|| {
-                                ChatError::BadRequest("expires is required".into())
-                            })?;
+                    match (link, token) {
+                        (Some((sig, expires)), _) => {
                             engine.download_by_link(id?, expires, sig, range).await
                         }
                         (None, Some(token)) => {

@@ -2,18 +2,26 @@
 //! parameters, body and responses. The schemas of its bodies are taken from the Rust types
 //! the handler reads and writes, never written by hand.
 
-use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, Parameter, ParameterIn};
+use chat_core::domain::{Cursor, Emoji, NameCursor};
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, Parameter, ParameterIn, ParameterStyle,
+};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Content, Header, Ref, RefOr, Required};
-use utoipa::ToSchema;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::ErrorBody;
 
 /// Named schemas an operation refers to, for the document's components.
 pub(super) type Schemas = Vec<(String, RefOr<Schema>)>;
+
+/// What a list's `cursor` parameter is.
+const CURSOR: &str = "The previous page's `next_cursor` (opaque).";
 
 /// The security scheme names of the document.
 pub(super) const BEARER: &str = "bearer";
@@ -100,16 +108,68 @@ impl Op {
         self
     }
 
-    /// An optional query parameter.
-    pub(super) fn query(mut self, name: &str, kind: Type, description: &str) -> Op {
-        let schema = ObjectBuilder::new().schema_type(kind);
+    /// An optional query parameter of type `kind`.
+    pub(super) fn query(self, name: &str, kind: Type, description: &str) -> Op {
+        self.query_with(name, ObjectBuilder::new().schema_type(kind), description)
+    }
+
+    /// An optional query parameter described by `schema`.
+    pub(super) fn query_with(
+        self,
+        name: &str,
+        schema: impl Into<RefOr<Schema>>,
+        description: &str,
+    ) -> Op {
+        self.query_styled(name, schema, None, description)
+    }
+
+    /// Optional query parameters that go together, described as one object whose properties
+    /// are the parameters (`?a=1&b=2`: the OpenAPI form style, exploded), so that `schema` can
+    /// say which of them need which: OpenAPI has no other way to tie parameters together. Other
+    /// properties are other query parameters, which every route ignores.
+    pub(super) fn query_group(self, name: &str, schema: ObjectBuilder, description: &str) -> Op {
+        self.query_styled(
+            name,
+            schema.schema_type(Type::Object),
+            Some(true),
+            description,
+        )
+    }
+
+    /// An optional list in one query parameter, comma-separated (`?ids=a,b`: the OpenAPI form
+    /// style, not exploded), of 1 to `max` items described by `items` (an empty one would be
+    /// `?ids=`, which reads as one empty item).
+    pub(super) fn query_list(
+        self,
+        name: &str,
+        items: impl Into<RefOr<Schema>>,
+        max: usize,
+        description: &str,
+    ) -> Op {
+        let schema = ArrayBuilder::new()
+            .items(items.into())
+            .min_items(Some(1))
+            .max_items(Some(max));
+        self.query_styled(name, schema, Some(false), description)
+    }
+
+    fn query_styled(
+        mut self,
+        name: &str,
+        schema: impl Into<RefOr<Schema>>,
+        explode: Option<bool>,
+        description: &str,
+    ) -> Op {
+        let style = explode.map(|_| ParameterStyle::Form);
         self.builder = self.builder.parameter(
             Parameter::builder()
                 .name(name)
                 .parameter_in(ParameterIn::Query)
                 .required(Required::False)
                 .description(Some(description))
-                .schema(Some(schema)),
+                .schema(Some(schema))
+                .style(style)
+                .explode(explode),
         );
         self
     }
@@ -129,11 +189,13 @@ impl Op {
 
     /// `limit` and `cursor`, the pagination of lists.
     pub(super) fn paged(self) -> Op {
-        self.limit().query(
-            "cursor",
-            Type::String,
-            "The previous page's `next_cursor` (opaque).",
-        )
+        self.limit().query_with("cursor", Cursor::schema(), CURSOR)
+    }
+
+    /// `limit` and `cursor`, the pagination of a list ordered by name.
+    pub(super) fn paged_by_name(self) -> Op {
+        self.limit()
+            .query_with("cursor", NameCursor::schema(), CURSOR)
     }
 
     /// `limit`: default 50, above 100 clamped to 100, below 1 or not a number `400`.
@@ -291,12 +353,12 @@ fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
 fn path_parameter(name: &str) -> Parameter {
     let (schema, description) = match name {
         "emoji" => (
-            ObjectBuilder::new().schema_type(Type::String),
+            Emoji::schema(),
             "An emoji or a `:shortcode:`, percent-encoded; 1-32 bytes of UTF-8.",
         ),
-        "message_id" => (uuid(), "The message's id."),
-        "user_id" => (uuid(), "The user's id."),
-        _ => (uuid(), "The id of the resource the path names."),
+        "message_id" => (uuid().into(), "The message's id."),
+        "user_id" => (uuid().into(), "The user's id."),
+        _ => (uuid().into(), "The id of the resource the path names."),
     };
     Parameter::builder()
         .name(name)
@@ -307,7 +369,7 @@ fn path_parameter(name: &str) -> Parameter {
         .build()
 }
 
-fn uuid() -> ObjectBuilder {
+pub(super) fn uuid() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))

@@ -1,7 +1,9 @@
 //! Every operation of the API, one entry each, in the order of API.md. The route templates of
 //! `templates.rs` are the list of paths this table must cover (a test holds the two together).
 
+use chat_core::domain::upload::ALLOWED_TYPES;
 use chat_core::domain::{HistoryPage, Member, MembershipView, Message, Room, User};
+use chat_core::engine::MAX_PRESENCE_QUERY;
 use chat_core::engine::{
     AddMember, BanPage, BlockPage, ChangePassword, ChangeRole, CreateRoom, DeleteAccount,
     DeliveredState, EditMessage, LoginResult, MarkSeq, MemberPage, Presence, PublicRoomPage,
@@ -10,10 +12,12 @@ use chat_core::engine::{
     WsTicket,
 };
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+};
 use utoipa::openapi::{Content, Header};
 
-use super::operation::Op;
+use super::operation::{uuid, Op};
 use crate::http::accounts::{Login, Refresh, TokenForm};
 use crate::http::ops::{Health, Ready};
 use crate::http::rooms::OpenDirect;
@@ -134,7 +138,7 @@ fn accounts() -> Vec<Op> {
                 Type::String,
                 "The start of a username or display name.",
             )
-            .paged()
+            .paged_by_name()
             .reply::<UserPage>(200, "Users, without email.")
             .errors(&[400]),
         Op::get("/v1/users/{id}", "getUser", USERS, "A user")
@@ -164,7 +168,7 @@ fn accounts() -> Vec<Op> {
             "Unblock a user",
         )
         .no_content("Unblocked (also when not blocked).")
-        .errors(&[404]),
+        .errors(&[404, 422]),
     ]
 }
 
@@ -230,7 +234,7 @@ fn rooms() -> Vec<Op> {
         Op::post("/v1/rooms/{id}/leave", "leaveRoom", ROOMS, "Leave a room")
             .describe("A leaving owner hands over to the oldest admin, else the oldest member.")
             .no_content("Left.")
-            .errors(&[404, 422]),
+            .errors(&[403, 404, 422]),
         Op::put(
             "/v1/rooms/{id}/settings",
             "roomSettings",
@@ -331,11 +335,13 @@ fn messages() -> Vec<Op> {
             "Ascending `seq`. No cursor: the newest `limit`; `before=S`: the newest with \
                  seq < S; `after=S`: the oldest with seq > S.",
         )
-        .query("before", Type::Integer, "Messages with a smaller seq.")
-        .query(
-            "after",
-            Type::Integer,
-            "Messages with a larger seq (0 or more).",
+        .query_group(
+            "anchor",
+            ObjectBuilder::new()
+                .property("before", seq("Messages with a smaller seq."))
+                .property("after", seq("Messages with a larger seq."))
+                .max_properties(Some(1)),
+            "Where the page is: `before` or `after` (not both), or neither for the newest.",
         )
         .limit()
         .reply::<HistoryPage>(200, "A page of messages.")
@@ -373,7 +379,11 @@ fn messages() -> Vec<Op> {
             MESSAGES,
             "A thread's replies",
         )
-        .query("after", Type::Integer, "Replies with a larger seq.")
+        .query_with(
+            "after",
+            seq("Replies with a larger seq."),
+            "Replies with a larger seq.",
+        )
         .limit()
         .reply::<HistoryPage>(200, "A page of replies.")
         .errors(&[400, 404]),
@@ -400,7 +410,7 @@ fn messages() -> Vec<Op> {
                 Type::String,
                 "Plain text; nothing in it can cause an error.",
             )
-            .query("room_id", Type::String, "Only this room.")
+            .query_with("room_id", uuid(), "Only this room.")
             .paged()
             .reply::<SearchPage>(200, "Messages found.")
             .errors(&[400, 404]),
@@ -471,9 +481,10 @@ fn signals() -> Vec<Op> {
         .reply::<Presence>(200, "The caller's presence.")
         .errors(&[400, 422]),
         Op::get("/v1/presence", "presence", PRESENCE, "Users' presence")
-            .query(
+            .query_list(
                 "user_ids",
-                Type::String,
+                uuid(),
+                MAX_PRESENCE_QUERY,
                 "Comma-separated user ids, up to 100.",
             )
             .reply::<PresenceList>(200, "Their presence.")
@@ -491,6 +502,7 @@ fn uploads() -> Vec<Op> {
                 .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary))),
         )
         .required("file")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         .into();
     vec![
         Op::post("/v1/uploads", "upload", UPLOADS, "Upload a file")
@@ -536,11 +548,25 @@ fn uploads() -> Vec<Op> {
             "With a bearer token, or the `sig` and `expires` of a signed link instead. \
                  Visible to the uploader and to members of a room where a message carries it.",
         )
-        .query("sig", Type::String, "A signed link's signature.")
-        .query(
-            "expires",
-            Type::Integer,
-            "A signed link's expiry (Unix seconds).",
+        .query_group(
+            "signed_link",
+            ObjectBuilder::new()
+                .property(
+                    "sig",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some("The link's signature.")),
+                )
+                .property(
+                    "expires",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                        .description(Some("The link's expiry (Unix seconds).")),
+                )
+                .required("sig")
+                .required("expires"),
+            "The `sig` and `expires` of a signed link, both or neither (`400` with one).",
         )
         .header("Range", "`bytes=N-M`, `bytes=N-` or `bytes=-N`.")
         .respond(200, content_response("The whole file."))
@@ -633,6 +659,15 @@ fn live_and_operations() -> Vec<Op> {
     ]
 }
 
+/// A seq parameter: an integer, 0 or more.
+fn seq(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(0))
+        .description(Some(description))
+}
+
 /// A response of an upload's bytes, with the headers the content route sets.
 fn content_response(description: &str) -> Response {
     let header = |description: &str| {
@@ -641,16 +676,19 @@ fn content_response(description: &str) -> Response {
             .description(Some(description))
             .build()
     };
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/octet-stream",
-            Content::new(Some(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary))),
-            )),
-        )
+    // Each accepted type, as the bytes decided it at upload.
+    let bytes = || {
+        Content::new(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary))),
+        ))
+    };
+    ALLOWED_TYPES
+        .iter()
+        .fold(ResponseBuilder::new().description(description), |r, t| {
+            r.content(t.content_type, bytes())
+        })
         .header(
             "Content-Type",
             header("The type stored with the upload (the body's real media type)."),
