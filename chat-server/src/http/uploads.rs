@@ -2,7 +2,7 @@
 //! `Range` support and safe headers, signed links, and deletion.
 
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -52,8 +52,14 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
                     if length.is_some_and(|l| l > max.saturating_add(FRAMING_BYTES)) {
                         return Err(ChatError::PayloadTooLarge);
                     }
-                    let (name, body) = file_part(form).await?;
-                    engine.upload(who.user, &name, body).await
+                    let (name, body, after) = file_part(form).await?;
+                    let uploaded = engine.upload(who.user, &name, body).await;
+                    // A part after the file cut its stream off, so nothing was kept.
+                    let after = after.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    match after {
+                        Some(part) => Err(ChatError::field(part, "unknown field")),
+                        None => uploaded,
+                    }
                 };
                 respond(StatusCode::CREATED, result.await)
             },
@@ -172,7 +178,7 @@ fn multipart_only() -> impl Filter<Extract = (), Error = warp::Rejection> + Clon
 
 /// The `file` part of an upload form, as its name and a stream of its bytes. Any other part is
 /// refused, as unknown JSON fields are, without reading it.
-async fn file_part(mut form: FormData) -> Result<(String, ByteStream), ChatError> {
+async fn file_part(mut form: FormData) -> Result<(String, ByteStream, PartAfter), ChatError> {
     let part = match form.next().await {
         Some(Ok(part)) => part,
         Some(Err(_)) => return Err(ChatError::BadRequest("malformed multipart body".into())),
@@ -186,13 +192,35 @@ async fn file_part(mut form: FormData) -> Result<(String, ByteStream), ChatError
         Ok(mut buf) => Ok(buf.copy_to_bytes(buf.remaining())),
         Err(e) => Err(std::io::Error::other(e)),
     });
-    // The form must live as long as its part's stream is read.
-    let body = futures_util::stream::unfold(
-        (Box::pin(bytes), Some(form)),
-        |(mut bytes, form)| async move { bytes.next().await.map(|item| (item, (bytes, form))) },
-    );
-    Ok((name, Box::pin(body)))
+    let after = PartAfter::default();
+    let noticed = after.clone();
+    // The form must live as long as its part's stream is read. When the file's bytes end, the
+    // form must end too: another part cuts the stream off with an error, and is noted.
+    let body =
+        futures_util::stream::unfold((Some(Box::pin(bytes)), Some(form)), move |(bytes, form)| {
+            let noticed = noticed.clone();
+            async move {
+                if let Some(mut bytes) = bytes {
+                    if let Some(item) = bytes.next().await {
+                        return Some((item, (Some(bytes), form)));
+                    }
+                }
+                // The file's part is dropped: the form reads on only after it.
+                let next = form?.next().await?;
+                if let Ok(part) = next {
+                    *noticed.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(part.name().to_owned());
+                }
+                let cut = std::io::Error::other("the form holds more than the file");
+                Some((Err(cut), (None, None)))
+            }
+        });
+    Ok((name, Box::pin(body), after))
 }
+
+/// The name of a part that followed the file in an upload's form (which must hold that one
+/// part), once the file's bytes are read.
+type PartAfter = Arc<Mutex<Option<String>>>;
 
 /// `bytes=N-M`, `bytes=N-` or `bytes=-N`; anything else (several ranges, other units) is
 /// served whole.

@@ -408,6 +408,18 @@ async fn the_bytes_decide_the_type_and_names_cannot_escape() {
         (status, body["details"]["fields"]["note"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown field"))
     );
+    // Also after the file (schemathesis found it kept then): nothing of the file stays.
+    let blobs = files_under(&server.data_dir().join("uploads")).len();
+    let form = Form::new()
+        .part("file", Part::bytes(png(64)).file_name("a.png"))
+        .text("note", "hi");
+    let (status, body) = send_form(&server.base, &alice.token, form).await;
+    assert_eq!(
+        (status, body["details"]["fields"]["note"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown field")),
+        "{body}"
+    );
+    assert_eq!(files_under(&server.data_dir().join("uploads")).len(), blobs);
     // A form without parts has no closing boundary either: it is malformed.
     let (status, body) = send_form(&server.base, &alice.token, Form::new()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
