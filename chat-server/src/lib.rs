@@ -131,11 +131,13 @@ impl ChatApi {
     /// The routes as one warp filter; errors and unknown routes answer in the API's shape.
     /// Every response carries an `X-Request-Id`, every request is logged with it and timed.
     pub fn filter(&self) -> BoxedFilter<(Response,)> {
-        let api = ws::route(&self.state)
+        let routes = ws::route(&self.state)
             .or(ws::ticket_route(&self.state))
             .unify()
             .or(http::routes(&self.state))
-            .unify()
+            .unify();
+        let api = http::known_method()
+            .and(routes)
             .recover(error::recover)
             .unify();
         // Browsers on the listed origins may call the API; tokens travel in a header, never in

@@ -24,8 +24,9 @@ use chat_core::{ChatEngine, ChatError, FieldErrors};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use warp::filters::path::FullPath;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -57,6 +58,24 @@ pub(crate) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(openapi::routes(state.engine.limits()))
         .unify()
         .boxed()
+}
+
+/// Refuses with `405` a method the route of the path does not answer, before any route looks
+/// at the request: a literal path (`/v1/rooms/public`) is not an instance of the template
+/// beside it (`/v1/rooms/{id}`), so it must not reach that template's methods and answer
+/// `404` for an id that does not parse.
+pub(crate) fn known_method() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::method()
+        .and(warp::path::full())
+        .and_then(|method: Method, path: FullPath| async move {
+            match openapi::allowed_methods(templates::template_of(path.as_str())) {
+                Some(allowed) if !allowed.split(", ").any(|m| m == method.as_str()) => {
+                    Err(reject(ChatError::MethodNotAllowed))
+                }
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
 }
 
 /// A handler's outcome as a response: the value as JSON with `status`, or the error's shape.
