@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use bytes::BytesMut;
 use chat_core::auth::Identity;
 use chat_core::engine::{ChangePassword, DeleteAccount, Register, UpdateMe};
 use chat_core::{ChatEngine, ChatError};
@@ -13,7 +14,8 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::{
-    authenticated, json_body, no_content, path_id, query, respond, with_engine, Body, Query,
+    authenticated, json_body, limited_body, no_content, path_id, query, respond, with_engine, Body,
+    Query,
 };
 use crate::State;
 
@@ -67,26 +69,33 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
             },
         );
     // The OAuth2 password grant form, so OpenAPI tools' "Authorize" buttons can sign in.
-    let token = warp::path!("v1" / "auth" / "token")
-        .and(warp::post())
-        .and(with_engine(state))
-        .and(warp::addr::remote())
-        .and(warp::body::content_length_limit(max))
-        .and(warp::body::bytes())
-        .then(
-            |engine: ChatEngine, client: Option<SocketAddr>, body: bytes::Bytes| async move {
-                let form: TokenForm = serde_urlencoded::from_bytes(&body).unwrap_or(TokenForm {
-                    username: None,
-                    password: None,
-                });
-                let client = client.map(|a| a.ip());
-                let result = match (form.username, form.password) {
-                    (Some(user), Some(password)) => engine.login(&user, &password, client).await,
-                    _ => Err(ChatError::Unauthorized),
-                };
-                respond(StatusCode::OK, result)
-            },
-        );
+    let token =
+        warp::path!("v1" / "auth" / "token")
+            .and(warp::post())
+            .and(with_engine(state))
+            .and(warp::addr::remote())
+            .and(limited_body(max))
+            .then(
+                |engine: ChatEngine,
+                 client: Option<SocketAddr>,
+                 body: Result<BytesMut, ChatError>| async move {
+                    let result = async {
+                        let form: TokenForm =
+                            serde_urlencoded::from_bytes(&body?).unwrap_or(TokenForm {
+                                username: None,
+                                password: None,
+                            });
+                        let client = client.map(|a| a.ip());
+                        match (form.username, form.password) {
+                            (Some(user), Some(password)) => {
+                                engine.login(&user, &password, client).await
+                            }
+                            _ => Err(ChatError::Unauthorized),
+                        }
+                    };
+                    respond(StatusCode::OK, result.await)
+                },
+            );
     let refresh = warp::path!("v1" / "auth" / "refresh")
         .and(warp::post())
         .and(with_engine(state))

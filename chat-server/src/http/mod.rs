@@ -142,16 +142,22 @@ pub(crate) fn authenticated(
 pub(crate) fn json_body<T: DeserializeOwned + Send + 'static>(
     max: u64,
 ) -> impl Filter<Extract = (Body<T>,), Error = Rejection> + Clone {
+    limited_body(max)
+        .map(|bytes: Result<BytesMut, ChatError>| Body(bytes.and_then(|bytes| parse_json(&bytes))))
+}
+
+/// A request body of at most `max` bytes, read as it streams (with or without a
+/// Content-Length, which is checked first when there is one): too large is `413`.
+pub(crate) fn limited_body(
+    max: u64,
+) -> impl Filter<Extract = (Result<BytesMut, ChatError>,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
         .then(move |length: Option<u64>, body| async move {
             if length.is_some_and(|l| l > max) {
-                return Body(Err(ChatError::PayloadTooLarge));
+                return Err(ChatError::PayloadTooLarge);
             }
-            Body(match read_limited(body, max).await {
-                Ok(bytes) => parse_json(&bytes),
-                Err(e) => Err(e),
-            })
+            read_limited(body, max).await
         })
 }
 
