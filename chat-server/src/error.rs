@@ -116,6 +116,9 @@ pub(crate) async fn recover(rejection: warp::Rejection) -> Result<Response, Infa
         .is_some()
     {
         error_response(&ChatError::UnsupportedMediaType)
+    } else if let Some(e) = rejection.find::<warp::ws::MissingConnectionUpgrade>() {
+        // A plain GET of the WebSocket route.
+        error_response(&ChatError::BadRequest(e.to_string()))
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         error_response(&ChatError::BadRequest(e.to_string()))
     } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
