@@ -1,15 +1,18 @@
 //! A validator of JSON values against the subset of JSON Schema that utoipa emits in an
 //! OpenAPI 3.1 document: `$ref` to components, `type` (also as a list, for nullable values),
-//! `properties`, `required`, `additionalProperties`, `items`, `enum`, `oneOf`, `allOf`, and
-//! the formats `uuid` and `date-time`.
+//! `properties`, `required`, `additionalProperties`, `items`, `minItems`, `maxItems`, `enum`,
+//! `oneOf`, `anyOf`, `allOf`, `minLength`, `maxLength`, `pattern`, `minimum`, and the formats
+//! `uuid` and `date-time`.
 //!
-//! It is written here rather than taken from the `jsonschema` crate: that crate brings a regex
-//! engine, an HTTP client for remote references and a draft-by-draft keyword set, for the dozen
-//! keywords this document uses; and this one is stricter where it matters for drift: a response
-//! object with a field the document does not name is an error, though JSON Schema allows it.
+//! It is written here rather than taken from the `jsonschema` crate: that crate brings an HTTP
+//! client for remote references and a draft-by-draft keyword set, for the few keywords this
+//! document uses; and this one is stricter where it matters for drift: a response object with a
+//! field the document does not name is an error, though JSON Schema allows it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, OnceLock};
 
+use regex::Regex;
 use serde_json::Value;
 
 /// Checks `value` against `schema`, resolving `$ref`s in `doc`; the error names the JSON path
@@ -51,6 +54,18 @@ impl Validator<'_> {
                 n => return Err(format!("{at}: matches {n} schemas of oneOf")),
             }
         }
+        if let Some(options) = schema.get("anyOf").and_then(Value::as_array) {
+            let errors: Vec<String> = options
+                .iter()
+                .filter_map(|o| self.check(o, value, at, false).err())
+                .collect();
+            if errors.len() == options.len() {
+                return Err(format!(
+                    "{at}: matches none of anyOf: {}",
+                    errors.join("; ")
+                ));
+            }
+        }
         if let Some(types) = schema.get("type") {
             let types: Vec<&str> = match types {
                 Value::String(t) => vec![t.as_str()],
@@ -69,6 +84,14 @@ impl Validator<'_> {
         if let (Some(format), Some(text)) = (schema.get("format"), value.as_str()) {
             check_format(format.as_str().unwrap_or_default(), text)
                 .map_err(|e| format!("{at}: {text:?}: {e}"))?;
+        }
+        if let Some(text) = value.as_str() {
+            check_text(schema, text).map_err(|e| format!("{at}: {text:?}: {e}"))?;
+        }
+        if let (Some(minimum), Some(number)) = (schema.get("minimum"), value.as_f64()) {
+            if minimum.as_f64().is_some_and(|m| number < m) {
+                return Err(format!("{at}: {number} is below the minimum {minimum}"));
+            }
         }
         if let Value::Object(fields) = value {
             for name in schema
@@ -101,6 +124,14 @@ impl Validator<'_> {
             }
             if closed && properties.is_some() && schema.get("allOf").is_none() {
                 self.no_undeclared_fields(schema, value, at)?;
+            }
+        }
+        if let Value::Array(elements) = value {
+            let count = elements.len() as u64;
+            if schema["minItems"].as_u64().is_some_and(|min| count < min)
+                || schema["maxItems"].as_u64().is_some_and(|max| count > max)
+            {
+                return Err(format!("{at}: {count} items, out of the schema's bounds"));
             }
         }
         if let (Some(items), Value::Array(elements)) = (schema.get("items"), value) {
@@ -181,6 +212,34 @@ fn has_type(value: &Value, kind: &str) -> bool {
     }
 }
 
+/// A string's length in characters, and its pattern (the document's patterns are in the syntax
+/// the regex crate shares with ECMA-262).
+fn check_text(schema: &Value, text: &str) -> Result<(), String> {
+    let chars = text.chars().count() as u64;
+    if schema["minLength"].as_u64().is_some_and(|min| chars < min)
+        || schema["maxLength"].as_u64().is_some_and(|max| chars > max)
+    {
+        return Err(format!("{chars} characters, out of the schema's bounds"));
+    }
+    let Some(pattern) = schema["pattern"].as_str() else {
+        return Ok(());
+    };
+    static COMPILED: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
+    let mut compiled = COMPILED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if !compiled.contains_key(pattern) {
+        let regex =
+            Regex::new(pattern).map_err(|e| format!("the pattern does not compile: {e}"))?;
+        compiled.insert(pattern.to_owned(), regex);
+    }
+    match compiled[pattern].is_match(text) {
+        true => Ok(()),
+        false => Err(format!("does not match {pattern}")),
+    }
+}
+
 fn check_format(format: &str, text: &str) -> Result<(), String> {
     match format {
         "uuid" => uuid::Uuid::parse_str(text)
@@ -206,8 +265,12 @@ mod tests {
             "Id": {"type": "string", "format": "uuid"},
             "Item": {"type": "object", "required": ["id", "note"], "properties": {
                 "id": {"$ref": "#/components/schemas/Id"},
-                "note": {"type": ["string", "null"]},
+                "note": {"type": ["string", "null"], "minLength": 1, "maxLength": 3},
                 "kind": {"type": "string", "enum": ["a", "b"]},
+                "code": {"type": "string", "pattern": "^[a-z]+$"},
+                "count": {"type": "integer", "minimum": 0},
+                "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 1},
+                "either": {"anyOf": [{"type": "integer"}, {"type": "boolean"}]},
             }},
             "Listed": {"allOf": [
                 {"$ref": "#/components/schemas/Item"},
@@ -223,6 +286,9 @@ mod tests {
         let listed = json!({"$ref": "#/components/schemas/Listed"});
         let id = "0b6f2a3e-5c1d-4f7e-9a8b-1c2d3e4f5a6b";
         assert_eq!(check(&doc, &item, &json!({"id": id, "note": null})), Ok(()));
+        let full =
+            json!({"id": id, "note": "ab", "code": "x", "count": 0, "tags": ["t"], "either": true});
+        assert_eq!(check(&doc, &item, &full), Ok(()));
         assert_eq!(
             check(&doc, &listed, &json!({"id": id, "note": "n", "rank": 1})),
             Ok(())
@@ -233,6 +299,12 @@ mod tests {
             json!({"id": id, "note": 3}),
             json!({"id": id, "note": null, "kind": "c"}),
             json!({"id": id, "note": null, "extra": true}),
+            json!({"id": id, "note": ""}),
+            json!({"id": id, "note": "abcd"}),
+            json!({"id": id, "note": null, "code": "X"}),
+            json!({"id": id, "note": null, "count": -1}),
+            json!({"id": id, "note": null, "tags": ["a", "b"]}),
+            json!({"id": id, "note": null, "either": "x"}),
         ] {
             assert!(check(&doc, &item, &bad).is_err(), "{bad}");
         }
