@@ -13,7 +13,8 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::{
-    authenticated, json_body, no_content, path_id, query, respond, with_engine, Body, Query,
+    authenticated, client_addr, json_body, no_content, path_id, query, respond, with_engine, Body,
+    Query,
 };
 use crate::State;
 
@@ -54,7 +55,7 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
     let login = warp::path!("v1" / "auth" / "login")
         .and(warp::post())
         .and(with_engine(state))
-        .and(warp::addr::remote())
+        .and(client_addr())
         .and(json_body::<Login>(max))
         .then(
             |engine: ChatEngine, client: Option<SocketAddr>, input: Body<Login>| async move {
@@ -70,7 +71,7 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
     let token = warp::path!("v1" / "auth" / "token")
         .and(warp::post())
         .and(with_engine(state))
-        .and(warp::addr::remote())
+        .and(client_addr())
         .and(warp::body::content_length_limit(max))
         .and(warp::body::bytes())
         .then(

@@ -16,6 +16,7 @@ pub(crate) mod templates;
 mod uploads;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use bytes::{Buf, BytesMut};
 use chat_core::auth::Identity;
@@ -29,6 +30,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use crate::connections::ClientAddr;
 use crate::error::{error_response, reject};
 use crate::metrics::Metrics;
 use crate::State;
@@ -89,6 +91,15 @@ pub(crate) fn with_metrics(
 ) -> impl Filter<Extract = (std::sync::Arc<Metrics>,), Error = std::convert::Infallible> + Clone {
     let metrics = state.metrics.clone();
     warp::any().map(move || metrics.clone())
+}
+
+/// The address of the client's connection, whichever server runs the filter:
+/// [`crate::serve`] or `warp::serve`.
+pub(crate) fn client_addr(
+) -> impl Filter<Extract = (Option<SocketAddr>,), Error = std::convert::Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>()
+        .and(warp::addr::remote())
+        .map(|ours: Option<ClientAddr>, warps: Option<SocketAddr>| ours.map(|a| a.0).or(warps))
 }
 
 /// The bearer token of a request's `Authorization` header, if it has one.
