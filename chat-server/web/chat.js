@@ -220,6 +220,7 @@ async function openRoom(roomId) {
   renderTyping();
   renderRooms(openRoom);
   $("#composer").hidden = false;
+  $("#message").placeholder = `Message ${room.kind === "direct" ? roomTitle(room) : `# ${room.name}`}`;
   const t = timeline(roomId);
   mainView.clear(el("p", { class: "empty muted" }, "Loading..."));
   if (!t.loaded) {

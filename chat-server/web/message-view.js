@@ -22,7 +22,12 @@ export function messageNode(message, actions, { inThread = false } = {}) {
   if (message.pending) classes.push("pending");
   if (message.failed) classes.push("failed");
   if (message.mentions?.includes(state.me.id)) classes.push("mention");
-  const node = el("article", { class: classes.join(" "), "data-id": message.id });
+  const node = el("article", {
+    class: classes.join(" "),
+    "data-id": message.id,
+    "data-sender": message.sender_id,
+    "data-time": Date.parse(message.created_at),
+  });
   if (!message.pending) node.dataset.seq = message.seq;
 
   node.append(

@@ -4,6 +4,31 @@
 
 import { messageNode } from "./message-view.js";
 
+// Messages of one sender this close together share the first one's name and time.
+const GROUP_MS = 5 * 60 * 1000;
+
+const isMessage = (node) => node?.classList.contains("message");
+
+function neighbour(node, direction) {
+  let n = node[direction];
+  while (n && !isMessage(n)) n = n[direction];
+  return n;
+}
+
+/** Whether `node` continues the message before it (same sender, a moment later). */
+function continues(node) {
+  const before = neighbour(node, "previousElementSibling");
+  return (
+    before !== null &&
+    before.dataset.sender === node.dataset.sender &&
+    Number(node.dataset.time) - Number(before.dataset.time) < GROUP_MS
+  );
+}
+
+function regroup(...nodes) {
+  for (const node of nodes) if (node) node.classList.toggle("continued", continues(node));
+}
+
 export class TimelineView {
   /**
    * @param {HTMLElement} container the scrolling element
@@ -35,13 +60,18 @@ export class TimelineView {
       this.container.querySelector(":scope > .empty")?.remove();
       this.container.insertBefore(node, this.nodeAfter(message));
     }
+    regroup(node, neighbour(node, "nextElementSibling"));
     if (stick) this.scrollToBottom();
   }
 
   /** Takes a message's element out (a pending send that became a real message). */
   remove(id) {
-    this.nodes.get(id)?.remove();
+    const node = this.nodes.get(id);
+    if (!node) return;
+    const next = neighbour(node, "nextElementSibling");
+    node.remove();
     this.nodes.delete(id);
+    regroup(next);
   }
 
   has(id) {
