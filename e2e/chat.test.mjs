@@ -1,7 +1,8 @@
 // Two people chat in the web client, each in a browser context of their own (Debian's chromium
 // driven by playwright-core), against a chat-server this test starts on a free port with a
-// fresh data directory. Every check of the other person's screen waits a bounded time for an
-// update that can only arrive over the live connection: neither page reloads.
+// fresh data directory (the binary CHAT_SERVER_BIN names, else target/debug/chat-server). Every
+// check of the other person's screen waits a bounded time for an update that can only arrive
+// over the live connection: neither page reloads.
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
