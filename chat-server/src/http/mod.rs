@@ -1,4 +1,4 @@
-//! The HTTP routes: one module per resource, each route `request -> engine call -> response`.
+//! The HTTP routes (and the web client's pages): one module per resource, each route `request -> engine call -> response`.
 //! The filters shared by every route (authentication, bounded JSON bodies, query parameters)
 //! live here.
 
@@ -14,6 +14,7 @@ mod search;
 mod signals;
 pub(crate) mod templates;
 mod uploads;
+mod web;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -57,6 +58,8 @@ pub(crate) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(ops::routes(state))
         .unify()
         .or(openapi::routes())
+        .unify()
+        .or(web::routes())
         .unify()
         .boxed()
 }

@@ -294,6 +294,10 @@ fn path_parameter(name: &str) -> Parameter {
             ObjectBuilder::new().schema_type(Type::String),
             "An emoji or a `:shortcode:`, percent-encoded; 1-32 bytes of UTF-8.",
         ),
+        "asset" => (
+            ObjectBuilder::new().schema_type(Type::String),
+            "A file of the web client: `app.js`, `style.css`, ...",
+        ),
         "message_id" => (uuid(), "The message's id."),
         "user_id" => (uuid(), "The user's id."),
         _ => (uuid(), "The id of the resource the path names."),
