@@ -247,3 +247,27 @@ test("a message in another room shows as a badge", async () => {
   await bob.page.getByRole("button", { name: "lobby, 1 unread" }).waitFor({ timeout: LIVE_MS });
   assert.deepEqual(pageErrors, [], "no script error on either page");
 });
+
+test("the API reference at /docs renders every operation, from this server alone", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  const elsewhere = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("request", (r) => {
+    if (!r.url().startsWith(base)) elsewhere.push(r.url());
+  });
+  const spec = await (await page.request.get(`${base}/openapi.json`)).json();
+  const methods = ["get", "put", "post", "delete", "patch"];
+  const operations = Object.values(spec.paths).flatMap((item) => methods.filter((m) => m in item)).length;
+  await page.goto(`${base}/docs`);
+  await page.locator("details.op").first().waitFor({ timeout: LIVE_MS });
+  assert.equal(await page.locator("details.op").count(), operations, "one entry per operation");
+  await page.locator("details.op", { hasText: "/v1/auth/login" }).first().click();
+  await page.getByText("LoginResult").first().waitFor({ timeout: LIVE_MS });
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: path.join(artifacts, "docs.png") });
+  assert.deepEqual(errors, [], "no script error");
+  assert.deepEqual(elsewhere, [], "nothing is fetched from another origin");
+  await context.close();
+});
