@@ -80,6 +80,7 @@ async fn demo() -> Result<(), BoxError> {
     let api = ChatApi::new(engine, ApiSettings::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
+    // Plain `warp::serve` works too: the API's sockets then use warp's larger buffers.
     let server = tokio::spawn(warp::serve(api.filter()).incoming(listener).run());
     let http = reqwest::Client::new();
     for name in ["bot", "alice"] {

@@ -130,7 +130,10 @@ async fn run(serve: bool) -> Result<(), Box<dyn std::error::Error>> {
     };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(warp::serve(app().await?).incoming(listener).run());
+    // `chat_server::serve` is `warp::serve` with smaller WebSockets for the chat; an
+    // application with WebSocket routes of its own keeps `warp::serve` (see its docs).
+    let app = app().await?;
+    let server = tokio::spawn(chat_server::serve(listener, app, std::future::pending()));
     if serve {
         println!("serving on http://{addr}");
         server.await?;

@@ -2,7 +2,8 @@
 //!
 //! As a program, `cargo run --release -p chat-server` serves on 127.0.0.1:8080 with SQLite
 //! under `./data`. As a library, [`ChatApi`] is the API as one warp filter, to mount in an
-//! existing warp application:
+//! existing warp application, served by [`serve`] (or `warp::serve`, whose WebSockets take
+//! more memory; see [`serve`]):
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -14,13 +15,14 @@
 //! let engine = ChatEngine::builder(Arc::new(MemoryStore::new())).build().await?;
 //! let api = ChatApi::new(engine, ApiSettings::default());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! warp::serve(api.filter()).incoming(listener).run().await;
+//! chat_server::serve(listener, api.filter(), std::future::pending()).await;
 //! # Ok(())
 //! # }
 //! ```
 
 pub mod cli;
 mod config;
+mod connections;
 mod error;
 mod http;
 mod logging;
@@ -51,6 +53,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 pub use config::{Config, LogFormat};
+pub use connections::serve;
 
 use crate::metrics::Metrics;
 
@@ -358,12 +361,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(api.filter())
-        .incoming(listener)
-        .graceful(async {
-            let _ = stopped.await;
-        });
-    let task = tokio::spawn(server.run());
+    let task = tokio::spawn(serve(listener, api.filter(), async {
+        let _ = stopped.await;
+    }));
     Ok(RunningServer {
         addr,
         api,

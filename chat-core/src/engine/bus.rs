@@ -160,9 +160,11 @@ async fn publish_message(inner: &Inner, room: RoomId, seq: Seq) -> Result<(), Ch
         .history(room, HistoryAnchor::After(Seq(seq.0 - 1)), 1)
         .await?;
     for message in page.messages {
+        let seq = message.seq;
         inner
             .hub
             .publish(Event::MessageCreated { message }.into_frame());
+        inner.publish_order.published(room, seq);
     }
     Ok(())
 }

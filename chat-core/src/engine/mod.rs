@@ -10,6 +10,7 @@ mod deletion;
 mod live;
 mod messages;
 mod moderation;
+mod order;
 mod presence;
 mod receipts;
 mod relay;
@@ -152,6 +153,7 @@ struct Inner {
     sends: Option<Limiter<UserId>>,
     failed_logins: Option<Limiter<accounts::LoginKey>>,
     live_sessions: sessions::LiveSessions,
+    publish_order: order::PublishOrder,
     relay_stats: relay::RelayStats,
     /// The outbox channels of the event sinks, in the order they were given.
     event_channels: Vec<String>,
@@ -274,6 +276,7 @@ impl ChatEngineBuilder {
                 sends,
                 failed_logins,
                 live_sessions: sessions::LiveSessions::new(session_trust),
+                publish_order: order::PublishOrder::default(),
                 relay_stats: relay::RelayStats::default(),
                 event_channels: self.sinks.iter().map(|s| s.channel().to_owned()).collect(),
             }),
@@ -389,7 +392,15 @@ impl Inner {
     /// committed, so a failing bus costs only live delivery elsewhere, which `sync` recovers.
     async fn announce(&self, event: Event, hint: HintKind) {
         let room = event.room();
-        self.hub.publish(event.into_frame());
+        let frame = event.into_frame();
+        match (room, &hint) {
+            (Some(room), HintKind::Message { seq }) => {
+                self.publish_order
+                    .publish(room, *seq, || self.hub.publish(frame))
+                    .await
+            }
+            _ => self.hub.publish(frame),
+        }
         self.hint(room, hint).await;
     }
 

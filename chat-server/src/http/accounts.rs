@@ -14,8 +14,8 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::{
-    authenticated, json_body, limited_body, no_content, path_id, query, respond, with_engine, Body,
-    Query,
+    authenticated, client_addr, json_body, limited_body, no_content, path_id, query, respond,
+    with_engine, Body, Query,
 };
 use crate::State;
 
@@ -56,7 +56,7 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
     let login = warp::path!("v1" / "auth" / "login")
         .and(warp::post())
         .and(with_engine(state))
-        .and(warp::addr::remote())
+        .and(client_addr())
         .and(json_body::<Login>(max))
         .then(
             |engine: ChatEngine, client: Option<SocketAddr>, input: Body<Login>| async move {
@@ -73,7 +73,7 @@ pub(super) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         warp::path!("v1" / "auth" / "token")
             .and(warp::post())
             .and(with_engine(state))
-            .and(warp::addr::remote())
+            .and(client_addr())
             .and(limited_body(max))
             .then(
                 |engine: ChatEngine,

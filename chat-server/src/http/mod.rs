@@ -1,4 +1,4 @@
-//! The HTTP routes: one module per resource, each route `request -> engine call -> response`.
+//! The HTTP routes (and the web client's pages): one module per resource, each route `request -> engine call -> response`.
 //! The filters shared by every route (authentication, bounded JSON bodies, query parameters)
 //! live here.
 
@@ -14,8 +14,10 @@ mod search;
 mod signals;
 pub(crate) mod templates;
 mod uploads;
+mod web;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use bytes::{Buf, BytesMut};
 use chat_core::auth::Identity;
@@ -30,6 +32,7 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use crate::connections::ClientAddr;
 use crate::error::{error_response, reject};
 use crate::metrics::Metrics;
 use crate::State;
@@ -56,6 +59,8 @@ pub(crate) fn routes(state: &State) -> BoxedFilter<(Response,)> {
         .or(ops::routes(state))
         .unify()
         .or(openapi::routes(state.engine.limits()))
+        .unify()
+        .or(web::routes())
         .unify()
         .boxed()
 }
@@ -108,6 +113,15 @@ pub(crate) fn with_metrics(
 ) -> impl Filter<Extract = (std::sync::Arc<Metrics>,), Error = std::convert::Infallible> + Clone {
     let metrics = state.metrics.clone();
     warp::any().map(move || metrics.clone())
+}
+
+/// The address of the client's connection, whichever server runs the filter:
+/// [`crate::serve`] or `warp::serve`.
+pub(crate) fn client_addr(
+) -> impl Filter<Extract = (Option<SocketAddr>,), Error = std::convert::Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>()
+        .and(warp::addr::remote())
+        .map(|ours: Option<ClientAddr>, warps: Option<SocketAddr>| ours.map(|a| a.0).or(warps))
 }
 
 /// The bearer token of a request's `Authorization` header, if it has one.

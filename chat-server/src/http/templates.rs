@@ -5,6 +5,8 @@
 /// Every route's path, with a literal before a parameter that would also match it
 /// (`/v1/rooms/public` before `/v1/rooms/{id}`): the first match wins.
 const TEMPLATES: &[&str] = &[
+    "/",
+    "/web/{asset}",
     "/health",
     "/ready",
     "/metrics",
@@ -110,6 +112,8 @@ mod tests {
                 "/v1/uploads/{id}/content",
             ),
             ("/metrics", "/metrics"),
+            ("/", "/"),
+            ("/web/app.js", "/web/{asset}"),
         ] {
             assert_eq!(template_of(path), template, "{path}");
         }
@@ -118,8 +122,8 @@ mod tests {
     #[test]
     fn paths_of_no_route_share_one_label() {
         for path in [
-            "/",
             "/v1",
+            "/web",
             "/v1/rooms/",
             "/v1//messages",
             "/v1/rooms/x/unknown",

@@ -29,5 +29,6 @@ mod sessions;
 mod slow_consumer;
 mod typing;
 mod uploads;
+mod web;
 mod ws_fuzz;
 mod ws_protocol;

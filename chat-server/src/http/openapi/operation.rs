@@ -356,6 +356,10 @@ fn path_parameter(name: &str) -> Parameter {
             Emoji::schema(),
             "An emoji or a `:shortcode:`, percent-encoded; 1-32 bytes of UTF-8.",
         ),
+        "asset" => (
+            ObjectBuilder::new().schema_type(Type::String).into(),
+            "A file of the web client: `app.js`, `style.css`, ...",
+        ),
         "message_id" => (uuid().into(), "The message's id."),
         "user_id" => (uuid().into(), "The user's id."),
         _ => (uuid().into(), "The id of the resource the path names."),

@@ -44,7 +44,10 @@ pub(super) const TAGS: &[(&str, &str)] = &[
         "Files: upload, metadata, content and signed links.",
     ),
     (LIVE, "The WebSocket and its tickets."),
-    (OPERATIONS, "Health, readiness, metrics and this document."),
+    (
+        OPERATIONS,
+        "Health, readiness, metrics, this document and the web client.",
+    ),
 ];
 
 const AUTH: &str = "auth";
@@ -656,6 +659,21 @@ fn live_and_operations() -> Vec<Op> {
                 200,
                 text("An HTML page that needs no network.", "text/html"),
             ),
+        Op::get("/", "webClient", OPERATIONS, "The web client")
+            .public()
+            .describe("Its files are embedded in the server and load nothing from elsewhere.")
+            .respond(200, text("The web client's page.", "text/html"))
+            .respond(304, not_modified()),
+        Op::get(
+            "/web/{asset}",
+            "webAsset",
+            OPERATIONS,
+            "A file of the web client",
+        )
+        .public()
+        .respond(200, web_asset())
+        .respond(304, not_modified())
+        .errors(&[404]),
     ]
 }
 
@@ -666,6 +684,24 @@ fn seq(description: &str) -> ObjectBuilder {
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
         .minimum(Some(0))
         .description(Some(description))
+}
+
+/// A file of the web client: a JavaScript module, the style sheet or the icon.
+fn web_asset() -> Response {
+    let string = || Content::new(Some(ObjectBuilder::new().schema_type(Type::String)));
+    ResponseBuilder::new()
+        .description("A script, style sheet or image of the web client.")
+        .content("text/javascript", string())
+        .content("text/css", string())
+        .content("image/svg+xml", string())
+        .build()
+}
+
+/// `304`: the `If-None-Match` ETag is the file's; the browser's copy is current.
+fn not_modified() -> Response {
+    ResponseBuilder::new()
+        .description("The file is unchanged (`If-None-Match` named its `ETag`).")
+        .build()
 }
 
 /// A response of an upload's bytes, with the headers the content route sets.

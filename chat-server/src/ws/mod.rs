@@ -9,21 +9,25 @@ use chat_core::auth::Identity;
 use chat_core::domain::{RoomId, User};
 use chat_core::engine::{SendMessage, SessionEnd, SyncSince, SyncedRoom};
 use chat_core::{ChatEngine, ChatError, Session};
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
-use warp::filters::ws::{Message, WebSocket, Ws};
+use warp::filters::ws::Ws;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::connections::Upgrade;
 use crate::error::{error_response, status_and_code};
 use crate::http::{authenticated, bearer, query, respond, with_engine, Query};
 use crate::metrics::Metrics;
 use crate::State;
+
+mod transport;
+
+use transport::{Broken, Frame, Inbound};
 
 /// Close codes the server uses.
 mod close {
@@ -61,13 +65,17 @@ pub(crate) fn route(state: &State) -> BoxedFilter<(Response,)> {
         .and(warp::header::optional::<String>("host"))
         .and(query())
         .and(warp::ws())
+        .and(warp::header::<String>("sec-websocket-key"))
+        .and(warp::ext::optional::<Upgrade>())
         .then(
             move |authorization: Option<String>,
                   protocols: Option<String>,
                   origin: Option<String>,
                   host: Option<String>,
                   q: Query,
-                  ws: Ws| {
+                  ws: Ws,
+                  key: String,
+                  upgrade: Option<Upgrade>| {
                 let state = state.clone();
                 async move {
                     if !origin_allowed(origin.as_deref(), host.as_deref(), &state) {
@@ -98,15 +106,28 @@ pub(crate) fn route(state: &State) -> BoxedFilter<(Response,)> {
                         Err(e) => return error_response(&e),
                     };
                     let limit = state.settings.ws_max_frame_bytes;
+                    let protocol = from_protocol.map(|_| "bearer");
+                    // Under `crate::serve` the upgrade is ours to take; under `warp::serve`,
+                    // warp's.
+                    if let Some(upgrade) = upgrade.as_ref().and_then(Upgrade::take) {
+                        tokio::spawn(async move {
+                            match transport::upgraded(upgrade, limit).await {
+                                Ok(socket) => serve(socket, state, identity).await,
+                                Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+                            }
+                        });
+                        return transport::switching_protocols(&key, protocol);
+                    }
                     let upgrade = ws
                         .max_frame_size(limit)
                         .max_message_size(limit)
                         .on_upgrade(move |socket| serve(socket, state, identity));
-                    if from_protocol.is_some() {
-                        warp::reply::with_header(upgrade, "sec-websocket-protocol", "bearer")
-                            .into_response()
-                    } else {
-                        upgrade.into_response()
+                    match protocol {
+                        Some(protocol) => {
+                            warp::reply::with_header(upgrade, "sec-websocket-protocol", protocol)
+                                .into_response()
+                        }
+                        None => upgrade.into_response(),
                     }
                 }
             },
@@ -164,16 +185,16 @@ enum Out<'a> {
 }
 
 impl Out<'_> {
-    fn text(&self) -> Message {
+    fn text<M: Frame>(&self) -> M {
         match serde_json::to_string(self) {
-            Ok(json) => Message::text(json),
+            Ok(json) => M::text(json),
             // Replies hold only strings, numbers and ids: serialization cannot fail.
             Err(e) => unreachable!("reply serialization failed: {e}"),
         }
     }
 }
 
-fn error_frame(e: &ChatError, client_id: Option<&str>, room_id: Option<&str>) -> Message {
+fn error_frame<M: Frame>(e: &ChatError, client_id: Option<&str>, room_id: Option<&str>) -> M {
     let message = match e {
         ChatError::Validation(fields) => fields
             .0
@@ -228,7 +249,12 @@ struct SyncFrame {
 }
 
 /// Runs one connection until the client leaves, the session is cut, or the server stops.
-async fn serve(socket: WebSocket, state: State, identity: Identity) {
+async fn serve<S, M, E>(socket: S, state: State, identity: Identity)
+where
+    S: Stream<Item = Result<M, E>> + Sink<M> + Send + Unpin,
+    M: Frame,
+    E: Broken,
+{
     let (mut tx, mut rx) = socket.split();
     let engine = state.engine.clone();
     let opened = async {
@@ -242,15 +268,13 @@ async fn serve(socket: WebSocket, state: State, identity: Identity) {
         // the upgrade.
         Err(ChatError::RateLimited { .. }) => {
             let _ = tx
-                .send(Message::close_with(close::POLICY, "too many connections"))
+                .send(M::close(close::POLICY, "too many connections"))
                 .await;
             return;
         }
         Err(e) => {
             tracing::warn!(error = %e, "opening a live session failed");
-            let _ = tx
-                .send(Message::close_with(close::INTERNAL, "try again"))
-                .await;
+            let _ = tx.send(M::close(close::INTERNAL, "try again")).await;
             return;
         }
     };
@@ -276,7 +300,7 @@ async fn serve(socket: WebSocket, state: State, identity: Identity) {
         tokio::select! {
             frame = session.next_frame() => match frame {
                 Ok(json) => {
-                    if !write(&mut tx, Message::text(&*json), idle).await {
+                    if !write(&mut tx, M::text(String::from(&*json)), idle).await {
                         // A client that takes no bytes for that long is not reading at all.
                         state.metrics.write_timed_out();
                         break Some((close::SLOW_CONSUMER, "slow consumer"));
@@ -288,22 +312,15 @@ async fn serve(socket: WebSocket, state: State, identity: Identity) {
             },
             incoming = rx.next() => match incoming {
                 None => break None,
-                Some(Err(e)) => break close_for(&e),
+                Some(Err(e)) => break e.close_code(),
                 Some(Ok(message)) => {
                     last_heard = Instant::now();
                     ping_sent = None;
-                    if message.is_close() {
-                        break None;
-                    }
-                    let replies = if message.is_text() {
-                        match message.to_str() {
-                            Ok(text) => handle(text, &engine, &mut session, &state.metrics).await,
-                            Err(()) => vec![error_frame(&ChatError::BadRequest("frames must be UTF-8 JSON text".into()), None, None)],
-                        }
-                    } else if message.is_binary() {
-                        vec![error_frame(&ChatError::BadRequest("frames must be JSON text".into()), None, None)]
-                    } else {
-                        Vec::new()
+                    let replies = match message.inbound() {
+                        Inbound::Close => break None,
+                        Inbound::Text(text) => handle(text, &engine, &mut session, &state.metrics).await,
+                        Inbound::Binary => vec![error_frame(&ChatError::BadRequest("frames must be JSON text".into()), None, None)],
+                        Inbound::Control => Vec::new(),
                     };
                     let mut failed = false;
                     for reply in replies {
@@ -329,7 +346,7 @@ async fn serve(socket: WebSocket, state: State, identity: Identity) {
                         break Some((close::POLICY, "ping timeout"));
                     }
                 } else if last_heard.elapsed() >= idle {
-                    if !write(&mut tx, Message::ping(Vec::new()), idle).await {
+                    if !write(&mut tx, M::ping(), idle).await {
                         break None;
                     }
                     ping_sent = Some(Instant::now());
@@ -339,34 +356,16 @@ async fn serve(socket: WebSocket, state: State, identity: Identity) {
         }
     };
     if let Some((code, reason)) = end {
-        if write(&mut tx, Message::close_with(code, reason), idle).await {
+        if write(&mut tx, M::close(code, reason), idle).await {
             let _ = tokio::time::timeout(idle, tx.close()).await;
         }
-    }
-}
-
-/// The close code for a socket whose client broke the protocol (RFC 6455 7.4.1: the server
-/// says which rule before it hangs up), from the tungstenite error warp wraps; `None` when
-/// there is nobody left to tell (the client hung up, the connection failed).
-fn close_for(e: &warp::Error) -> Option<(u16, &'static str)> {
-    use std::error::Error as _;
-    use tokio_tungstenite::tungstenite::error::ProtocolError;
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    match e.source()?.downcast_ref::<WsError>()? {
-        WsError::Capacity(_) => Some((close::TOO_BIG, "frame too large")),
-        WsError::Utf8(_) => Some((close::INVALID_DATA, "text must be UTF-8")),
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        WsError::Protocol(_) | WsError::AttackAttempt => {
-            Some((close::PROTOCOL_ERROR, "protocol error"))
-        }
-        _ => None,
     }
 }
 
 /// Sends one frame, waiting at most `limit` for the client to take it: a client that stops
 /// reading fills the kernel's buffers, and an unbounded wait would hold this loop (and its
 /// ping timeout, shutdown and slow-consumer cut) for as long as the client likes.
-async fn write(tx: &mut SplitSink<WebSocket, Message>, frame: Message, limit: Duration) -> bool {
+async fn write<M>(tx: &mut (impl Sink<M> + Unpin), frame: M, limit: Duration) -> bool {
     matches!(
         tokio::time::timeout(limit, tx.send(frame)).await,
         Ok(Ok(()))
@@ -374,12 +373,12 @@ async fn write(tx: &mut SplitSink<WebSocket, Message>, frame: Message, limit: Du
 }
 
 /// Answers one client frame with the frames to send back, in order.
-async fn handle(
+async fn handle<M: Frame>(
     text: &str,
     engine: &ChatEngine,
     session: &mut Session,
     metrics: &Metrics,
-) -> Vec<Message> {
+) -> Vec<M> {
     let bad = |reason: &str| {
         vec![error_frame(
             &ChatError::BadRequest(reason.into()),
@@ -419,12 +418,12 @@ async fn handle(
     }
 }
 
-async fn send(
+async fn send<M: Frame>(
     engine: &ChatEngine,
     session: &Session,
     frame: SendFrame,
     metrics: &Metrics,
-) -> Vec<Message> {
+) -> Vec<M> {
     let client_id = frame.client_id.as_str();
     let room: RoomId = match frame.room_id.parse() {
         Ok(room) => room,
@@ -458,7 +457,7 @@ async fn send(
     }
 }
 
-async fn typing(engine: &ChatEngine, session: &Session, frame: TypingFrame) -> Vec<Message> {
+async fn typing<M: Frame>(engine: &ChatEngine, session: &Session, frame: TypingFrame) -> Vec<M> {
     let result = match frame.room_id.parse::<RoomId>() {
         Ok(room) => {
             let input = chat_core::engine::Typing {
@@ -475,12 +474,12 @@ async fn typing(engine: &ChatEngine, session: &Session, frame: TypingFrame) -> V
 }
 
 /// A `read` or `delivered` frame; success answers nothing (the room gets a `receipt`).
-async fn mark(
+async fn mark<M: Frame>(
     engine: &ChatEngine,
     session: &Session,
     kind: &str,
     frame: MarkFrame,
-) -> Vec<Message> {
+) -> Vec<M> {
     let input = chat_core::engine::MarkSeq { seq: frame.seq };
     let result = match frame.room_id.parse::<RoomId>() {
         Ok(room) if kind == "read" => engine
@@ -499,7 +498,7 @@ async fn mark(
     }
 }
 
-async fn sync(engine: &ChatEngine, session: &mut Session, frame: SyncFrame) -> Vec<Message> {
+async fn sync<M: Frame>(engine: &ChatEngine, session: &mut Session, frame: SyncFrame) -> Vec<M> {
     let max_rooms = engine.limits().max_rooms_per_user as usize;
     if frame.rooms.len() > max_rooms {
         return vec![error_frame(
@@ -517,7 +516,7 @@ async fn sync(engine: &ChatEngine, session: &mut Session, frame: SyncFrame) -> V
         };
         match result {
             Ok((room, (frames, state))) => {
-                out.extend(frames.iter().map(|f| Message::text(&**f)));
+                out.extend(frames.iter().map(|f| M::text(String::from(&**f))));
                 synced.insert(room, state);
             }
             Err(e) => out.push(error_frame(&e, None, Some(raw))),
