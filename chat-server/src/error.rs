@@ -135,3 +135,17 @@ pub(crate) async fn recover(rejection: warp::Rejection) -> Result<Response, Infa
     };
     Ok(response)
 }
+
+/// An error as one line, naming the fields that failed validation (for a socket's `error`
+/// frame and an operator's command, which have no field map to fill).
+pub(crate) fn one_line(e: &ChatError) -> String {
+    match e {
+        ChatError::Validation(fields) => fields
+            .0
+            .iter()
+            .map(|(field, reason)| format!("{field}: {reason}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}

@@ -205,21 +205,8 @@ pub enum StartError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The engine refused an operator's command (a taken username, a too short password, ...).
-    #[error("{}", refusal(.0))]
+    #[error("{}", error::one_line(.0))]
     Refused(ChatError),
-}
-
-/// A refusal as one line, naming the fields that failed validation.
-fn refusal(e: &ChatError) -> String {
-    match e {
-        ChatError::Validation(fields) => fields
-            .0
-            .iter()
-            .map(|(field, reason)| format!("{field}: {reason}"))
-            .collect::<Vec<_>>()
-            .join("; "),
-        other => other.to_string(),
-    }
 }
 
 /// A running server: its address, and the handle that stops it.

@@ -20,7 +20,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::connections::Upgrade;
-use crate::error::{error_response, status_and_code};
+use crate::error::{error_response, one_line, status_and_code};
 use crate::http::{authenticated, bearer, query, respond, with_engine, Query};
 use crate::metrics::Metrics;
 use crate::State;
@@ -195,18 +195,9 @@ impl Out<'_> {
 }
 
 fn error_frame<M: Frame>(e: &ChatError, client_id: Option<&str>, room_id: Option<&str>) -> M {
-    let message = match e {
-        ChatError::Validation(fields) => fields
-            .0
-            .iter()
-            .map(|(field, reason)| format!("{field}: {reason}"))
-            .collect::<Vec<_>>()
-            .join("; "),
-        other => other.to_string(),
-    };
     Out::Error {
         code: status_and_code(e).1,
-        message,
+        message: one_line(e),
         client_id,
         room_id,
     }
